@@ -1,0 +1,1 @@
+"""Ingestion of images, screenshots and PDFs into the knowledge base."""

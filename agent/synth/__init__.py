@@ -1,0 +1,1 @@
+"""Answer synthesis: vision-language models and the offline extractive synthesizer."""

@@ -1,0 +1,94 @@
+"""Plain data shared by the index, the reranker, synthesis and the graph."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Modality = Literal["text", "image", "page", "keyframe"]
+MODALITIES: tuple[str, ...] = ("text", "image", "page", "keyframe")
+IMAGE_MODALITIES: frozenset[str] = frozenset({"image", "page", "keyframe"})
+
+
+class Hit(BaseModel):
+    """One retrieved point with everything needed to cite it."""
+
+    id: str
+    score: float
+    modality: str
+    doc_id: str
+    source: str
+    page: int | None = None
+    bbox: list[float] | None = None
+    t_start: float | None = None
+    t_end: float | None = None
+    text: str = ""
+    blob: str | None = None
+    content_hash: str | None = None
+    owner: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_image(self) -> bool:
+        return self.modality in IMAGE_MODALITIES
+
+    def to_public(self) -> dict[str, Any]:
+        """The JSON shape printed by ``vistarag search --json``."""
+        return {
+            "id": self.id,
+            "score": round(float(self.score), 6),
+            "modality": self.modality,
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "page": self.page,
+            "bbox": self.bbox,
+            "t_start": self.t_start,
+            "t_end": self.t_end,
+            "text": self.text,
+            "blob": self.blob,
+        }
+
+    def locator(self) -> str:
+        """Human-readable location: ``file.pdf p.3 [x0,y0,x1,y1]`` or ``clip.mp4 @ 12.0s``."""
+        parts = [self.source.rsplit("/", 1)[-1]]
+        if self.page is not None:
+            parts.append(f"p.{self.page}")
+        if self.t_start is not None:
+            end = f"-{self.t_end:.1f}" if self.t_end is not None else ""
+            parts.append(f"@ {self.t_start:.1f}{end}s")
+        if self.bbox:
+            parts.append("[" + ",".join(f"{v:.0f}" for v in self.bbox) + "]")
+        return " ".join(parts)
+
+
+class Citation(BaseModel):
+    """A numbered source as cited in an answer (``[n]``)."""
+
+    n: int
+    hit_id: str
+    doc_id: str
+    source: str
+    modality: str
+    page: int | None = None
+    bbox: list[float] | None = None
+    t_start: float | None = None
+    t_end: float | None = None
+    blob: str | None = None
+    snippet: str = ""
+
+    @classmethod
+    def from_hit(cls, n: int, hit: Hit, snippet_chars: int = 240) -> Citation:
+        return cls(
+            n=n,
+            hit_id=hit.id,
+            doc_id=hit.doc_id,
+            source=hit.source,
+            modality=hit.modality,
+            page=hit.page,
+            bbox=hit.bbox,
+            t_start=hit.t_start,
+            t_end=hit.t_end,
+            blob=hit.blob,
+            snippet=hit.text[:snippet_chars],
+        )
