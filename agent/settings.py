@@ -21,7 +21,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default=Path(".vistarag"),
-        validation_alias=AliasChoices("VISTARAG_HOME", "home"),
+        validation_alias=AliasChoices("VISTARAG_HOME"),
         description="Data dir: qdrant/, blobs/, checkpoints.sqlite, ingest ledger.",
     )
     kb: str = Field(default="default", description="Knowledge base (one Qdrant collection).")
@@ -48,11 +48,11 @@ class Settings(BaseSettings):
 
     # Qdrant
     qdrant_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("QDRANT_URL", "VISTARAG_QDRANT_URL", "qdrant_url")
+        default=None, validation_alias=AliasChoices("QDRANT_URL", "VISTARAG_QDRANT_URL")
     )
     qdrant_api_key: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("QDRANT_API_KEY", "VISTARAG_QDRANT_API_KEY", "qdrant_api_key"),
+        validation_alias=AliasChoices("QDRANT_API_KEY", "VISTARAG_QDRANT_API_KEY"),
     )
     qdrant_path: Path | None = Field(
         default=None, description="Embedded Qdrant dir; default <home>/qdrant."
@@ -73,18 +73,18 @@ class Settings(BaseSettings):
     # Synthesis
     synthesizer: SynthesizerName = "auto"
     anthropic_api_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "anthropic_api_key")
+        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY")
     )
     anthropic_base_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "anthropic_base_url")
+        default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL")
     )
     anthropic_model: str = "claude-sonnet-4-5"
     openai_api_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY")
     )
     openai_base_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("OPENAI_BASE_URL", "VISTARAG_OPENAI_BASE_URL", "openai_base_url"),
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "VISTARAG_OPENAI_BASE_URL"),
         description="Any OpenAI-compatible endpoint (vLLM, Ollama, LM Studio).",
     )
     openai_model: str = "gpt-4o-mini"
