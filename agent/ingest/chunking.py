@@ -1,0 +1,76 @@
+"""Pack text blocks (with boxes) into chunks of bounded size."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_WS = re.compile(r"[ \t\r\f\v]+")
+
+
+@dataclass
+class Block:
+    text: str
+    bbox: tuple[float, float, float, float] | None = None
+
+
+def clean(text: str) -> str:
+    lines = [_WS.sub(" ", ln).strip() for ln in text.replace("\u00ad", "").splitlines()]
+    return "\n".join(ln for ln in lines if ln)
+
+
+def union(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def pack_blocks(blocks: Iterable[Block], max_chars: int) -> list[Block]:
+    """Greedily merge consecutive blocks up to ``max_chars``; split oversized blocks on sentences."""
+    chunks: list[Block] = []
+    cur_text: list[str] = []
+    cur_len = 0
+    cur_box: tuple[float, ...] | None = None
+    for block in blocks:
+        text = clean(block.text)
+        if not text:
+            continue
+        for piece in _split_long(text, max_chars):
+            if cur_text and cur_len + len(piece) + 1 > max_chars:
+                chunks.append(Block("\n".join(cur_text), cur_box))
+                cur_text, cur_len, cur_box = [], 0, None
+            cur_text.append(piece)
+            cur_len += len(piece) + 1
+            cur_box = union(cur_box, block.bbox)
+    if cur_text:
+        chunks.append(Block("\n".join(cur_text), cur_box))
+    return chunks
+
+
+def _split_long(text: str, max_chars: int) -> list[str]:
+    if len(text) <= max_chars:
+        return [text]
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    out: list[str] = []
+    buf = ""
+    for sentence in sentences:
+        while len(sentence) > max_chars:
+            out.append(sentence[:max_chars])
+            sentence = sentence[max_chars:]
+        if buf and len(buf) + len(sentence) + 1 > max_chars:
+            out.append(buf)
+            buf = sentence
+        else:
+            buf = f"{buf} {sentence}".strip()
+    if buf:
+        out.append(buf)
+    return out
+
+
+def pack_text(text: str, max_chars: int) -> list[str]:
+    """Chunk plain text on paragraph boundaries."""
+    paragraphs = [Block(p) for p in re.split(r"\n\s*\n", text)]
+    return [b.text for b in pack_blocks(paragraphs, max_chars)]

@@ -1,0 +1,180 @@
+"""PDFs with PyMuPDF: text chunks with boxes, embedded figures with captions, page renders, OCR.
+
+Coordinates are PDF points in the page's visible (rotated) space; pages are 1-based.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pymupdf
+from PIL import Image
+
+from vistarag.agent.errors import IngestError
+from vistarag.agent.ingest.chunking import Block, clean, pack_blocks
+from vistarag.agent.ingest.images import ocr_image, ocr_units
+from vistarag.agent.ingest.units import Extraction, Unit
+from vistarag.agent.ocr import RapidOcrEngine, lines_to_text
+
+MIN_FIGURE_PT = 48  # figures smaller than this (either side, in points) are icons or rules
+OCR_DPI = 200
+CAPTION_GAP_PT = 60
+_CAPTION_START = re.compile(r"^\s*(fig(ure)?|table|chart|image|photo|diagram)\.?\s*\d*", re.I)
+MIN_TEXT_LAYER_CHARS = 20
+
+
+def open_pdf(path: Path, max_pages: int) -> pymupdf.Document:
+    """Open a PDF or raise IngestError saying what is wrong with it."""
+    try:
+        doc = pymupdf.open(path, filetype="pdf")
+    except Exception as exc:  # PyMuPDF raises FileDataError / RuntimeError variants
+        raise IngestError(str(path), f"not a readable PDF ({exc})") from exc
+    if doc.needs_pass or doc.is_encrypted:
+        doc.close()
+        raise IngestError(str(path), "PDF is encrypted (password protected); decrypt it first")
+    if doc.page_count == 0:
+        doc.close()
+        raise IngestError(str(path), "PDF has no pages (the file is truncated or damaged)")
+    if doc.page_count > max_pages:
+        count = doc.page_count
+        doc.close()
+        raise IngestError(
+            str(path),
+            f"PDF has {count} pages, over the limit of {max_pages} (raise VISTARAG_MAX_PDF_PAGES)",
+        )
+    return doc
+
+
+def _render(page: pymupdf.Page, dpi: int, clip: pymupdf.Rect | None = None) -> Image.Image:
+    pix = page.get_pixmap(dpi=dpi, clip=clip, alpha=False)
+    return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+
+
+def _text_blocks(page: pymupdf.Page) -> list[Block]:
+    blocks = []
+    for x0, y0, x1, y1, text, _no, kind in page.get_text("blocks", sort=True):
+        if kind == 0 and text.strip():
+            blocks.append(Block(text, (x0, y0, x1, y1)))
+    return blocks
+
+
+def _caption_for(rect: pymupdf.Rect, blocks: list[Block]) -> str:
+    """The text block right below (preferred) or above a figure, if close enough."""
+    best: tuple[float, str] | None = None
+    for block in blocks:
+        x0, y0, x1, y1 = block.bbox  # type: ignore[misc]
+        overlaps = min(x1, rect.x1) - max(x0, rect.x0) > 0
+        if not overlaps:
+            continue
+        below = y0 - rect.y1
+        above = rect.y0 - y1
+        gap = below if below >= -2 else (above + 10 if above >= -2 else None)
+        if gap is None or gap > CAPTION_GAP_PT:
+            continue
+        if _CAPTION_START.match(block.text):
+            gap -= CAPTION_GAP_PT  # a "Figure 3 ..." line wins over plain nearby text
+        if best is None or gap < best[0]:
+            best = (gap, clean(block.text))
+    return best[1][:500] if best else ""
+
+
+def _figures(page: pymupdf.Page, page_no: int, blocks: list[Block]) -> list[Unit]:
+    units: list[Unit] = []
+    seen: set[tuple[int, int, int, int]] = set()
+    for info in page.get_images(full=True):
+        xref = info[0]
+        try:
+            rects = page.get_image_rects(xref)
+        except Exception:
+            continue
+        for rect in rects:
+            rect = rect & page.rect
+            if rect.is_empty or rect.width < MIN_FIGURE_PT or rect.height < MIN_FIGURE_PT:
+                continue
+            key = tuple(round(v) for v in rect)
+            if key in seen:
+                continue
+            seen.add(key)  # type: ignore[arg-type]
+            caption = _caption_for(rect, blocks)
+            units.append(
+                Unit(
+                    key=f"p{page_no}-fig{len(units)}",
+                    modality="image",
+                    text=caption,
+                    image=_render(page, 150, clip=rect),
+                    page=page_no,
+                    bbox=[round(v, 1) for v in rect],
+                    payload={"caption": caption, "from": "pdf-figure"},
+                )
+            )
+    return units
+
+
+def extract_pdf(
+    path: Path, ocr: RapidOcrEngine, max_pages: int, max_chars: int, render_dpi: int
+) -> Extraction:
+    """All units of a PDF; pages without a text layer are OCRed."""
+    doc = open_pdf(path, max_pages)
+    units: list[Unit] = []
+    warnings: list[str] = []
+    images = 0
+    try:
+        for index in range(doc.page_count):
+            page_no = index + 1
+            try:
+                page = doc.load_page(index)
+                blocks = _text_blocks(page)
+                page_key = f"p{page_no}"
+                page_text = "\n".join(clean(b.text) for b in blocks)
+                if len(page_text) < MIN_TEXT_LAYER_CHARS:
+                    lines = ocr_image(ocr, _render(page, OCR_DPI))
+                    scale = 72.0 / OCR_DPI
+                    units += ocr_units(lines, max_chars, page_key, page=page_no, scale=scale)
+                    page_text = lines_to_text(lines)
+                else:
+                    for i, chunk in enumerate(pack_blocks(blocks, max_chars)):
+                        units.append(
+                            Unit(
+                                key=f"{page_key}-t{i}",
+                                modality="text",
+                                text=chunk.text,
+                                page=page_no,
+                                bbox=[round(v, 1) for v in chunk.bbox] if chunk.bbox else None,
+                                blob_of=page_key,
+                            )
+                        )
+                figures = _figures(page, page_no, blocks)
+                images += len(figures)
+                units += figures
+                units.append(
+                    Unit(
+                        key=page_key,
+                        modality="page",
+                        text=page_text[:1500],
+                        image=_render(page, render_dpi),
+                        page=page_no,
+                        bbox=[round(v, 1) for v in page.rect],
+                        payload={"from": "pdf-page"},
+                    )
+                )
+            except IngestError:
+                raise
+            except Exception as exc:
+                warnings.append(f"page {page_no}: could not be read ({exc}); skipped")
+        if doc.is_repaired:
+            warnings.append(
+                "the PDF was damaged and has been repaired; some content may be missing"
+            )
+        if not units:
+            raise IngestError(str(path), "no page of this PDF could be read (damaged file)")
+        title = (doc.metadata or {}).get("title") or ""
+        for unit in units:
+            unit.payload.setdefault("title", path.name)
+            if title:
+                unit.payload.setdefault("pdf_title", title)
+        return Extraction(
+            units=units, kind="pdf", pages=doc.page_count, images=images, warnings=warnings
+        )
+    finally:
+        doc.close()

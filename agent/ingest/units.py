@@ -1,0 +1,40 @@
+"""A retrievable unit extracted from a file, before it is embedded and stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+
+@dataclass
+class Unit:
+    """One future point: a text chunk, an image, a page render or a keyframe.
+
+    ``image`` is set for image-like units (they get a joint vector and a thumbnail blob);
+    ``blob_of`` points at another unit's key whose image this unit should cite (OCR text chunks
+    cite their screenshot, PDF text chunks cite their page render).
+    """
+
+    key: str
+    modality: str
+    text: str = ""
+    image: Image.Image | None = None
+    page: int | None = None
+    bbox: list[float] | None = None
+    t_start: float | None = None
+    t_end: float | None = None
+    blob_of: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Extraction:
+    """Everything extracted from one file."""
+
+    units: list[Unit]
+    kind: str
+    pages: int = 0
+    images: int = 0
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,56 @@
+"""The models one process uses, loaded lazily from Settings: text, joint, OCR."""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+
+from vistarag.agent.embeddings import (
+    JointModelStatus,
+    SentenceEmbedder,
+    load_joint_embedder,
+    load_text_embedder,
+)
+from vistarag.agent.ocr import RapidOcrEngine, get_ocr
+from vistarag.agent.settings import Settings
+
+TEXT_BRIDGE = "none (text-bridge)"
+
+
+class Models:
+    """Lazy access to the configured models; each loads once per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def text(self) -> SentenceEmbedder:
+        return load_text_embedder(self.settings.text_model, self.settings.device)
+
+    @cached_property
+    def joint(self) -> SentenceEmbedder | None:
+        s = self.settings
+        embedder = load_joint_embedder(s.joint_model, s.device, s.hub_probe_timeout_s)
+        if embedder is None and JointModelStatus.notice and not JointModelStatus.shown:
+            JointModelStatus.shown = True
+            print(f"notice: {JointModelStatus.notice}", file=sys.stderr)
+        return embedder
+
+    @property
+    def text_bridge(self) -> bool:
+        """True when images are found only through their OCR text and captions."""
+        return self.joint is None
+
+    @property
+    def ocr(self) -> RapidOcrEngine:
+        return get_ocr()
+
+    def record(self) -> dict[str, object]:
+        """What a collection built with these models records (checked on every open)."""
+        joint = self.joint
+        return {
+            "text_model": self.settings.text_model,
+            "text_dim": self.text.dim,
+            "joint_model": joint.name if joint else TEXT_BRIDGE,
+            "joint_dim": joint.dim if joint else 0,
+        }

@@ -1,0 +1,77 @@
+"""OCR with RapidOCR (ONNX models shipped inside its wheel): text lines with their boxes.
+
+rapidocr 3.x + onnxruntime is used rather than rapidocr-onnxruntime 1.4, which caps Python below
+3.13 and is no longer developed; 3.x ships current PP-OCR models in the wheel and never downloads
+when they are present.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One recognised line: text, confidence and its box in image pixels (x0, y0, x1, y1)."""
+
+    text: str
+    score: float
+    bbox: tuple[float, float, float, float]
+
+
+class RapidOcrEngine:
+    """Thread-safe wrapper around one RapidOCR instance."""
+
+    name = "rapidocr"
+
+    def __init__(self, min_score: float = 0.5) -> None:
+        from rapidocr import RapidOCR
+
+        self._engine = RapidOCR(
+            params={"Global.log_level": "error", "Global.text_score": min_score}
+        )
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+        self._lock = threading.Lock()
+
+    def read(self, image: Image.Image) -> list[OcrLine]:
+        """Recognise text lines in reading order (top to bottom, left to right)."""
+        arr = np.asarray(image.convert("RGB"))
+        with self._lock:
+            result = self._engine(arr)
+        if result is None or result.txts is None or result.boxes is None:
+            return []
+        lines = []
+        for text, score, box in zip(result.txts, result.scores, result.boxes, strict=False):
+            text = str(text).strip()
+            if not text:
+                continue
+            xs, ys = box[:, 0], box[:, 1]
+            bbox = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+            lines.append(OcrLine(text=text, score=float(score), bbox=bbox))
+        lines.sort(key=lambda ln: (round(ln.bbox[1] / 8), ln.bbox[0]))
+        return lines
+
+
+def lines_to_text(lines: list[OcrLine]) -> str:
+    """Join OCR lines into plain text, one line per row of boxes."""
+    rows: list[list[OcrLine]] = []
+    for line in lines:
+        if rows and abs(rows[-1][0].bbox[1] - line.bbox[1]) < 8:
+            rows[-1].append(line)
+        else:
+            rows.append([line])
+    return "\n".join("  ".join(ln.text for ln in row) for row in rows)
+
+
+@lru_cache(maxsize=1)
+def get_ocr() -> RapidOcrEngine:
+    """The process-wide OCR engine (loaded on first use)."""
+    return RapidOcrEngine()

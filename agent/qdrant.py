@@ -1,0 +1,51 @@
+"""One Qdrant client per process and location: embedded local mode or a server (QDRANT_URL)."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import warnings
+
+from qdrant_client import QdrantClient
+
+from vistarag.agent.settings import Settings
+
+_clients: dict[str, QdrantClient] = {}
+_lock = threading.Lock()
+
+
+def client_key(settings: Settings) -> str:
+    return settings.qdrant_url or f"path:{settings.qdrant_dir.resolve()}"
+
+
+def get_client(settings: Settings) -> QdrantClient:
+    """The shared client for these settings (local mode allows one client per folder)."""
+    key = client_key(settings)
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            if settings.qdrant_url:
+                client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+            else:
+                settings.qdrant_dir.mkdir(parents=True, exist_ok=True)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    client = QdrantClient(path=str(settings.qdrant_dir))
+            _clients[key] = client
+        return client
+
+
+def is_local(client: QdrantClient) -> bool:
+    """True for embedded local mode, where payload indexes are not used."""
+    return type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
+
+
+def close_all() -> None:
+    """Close every client (tests and process exit); later calls reopen."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+
+
+atexit.register(close_all)

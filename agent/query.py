@@ -1,0 +1,46 @@
+"""Query encoding: text into the text and joint spaces; images into the joint space plus OCR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from vistarag.agent.index import QueryVectors
+from vistarag.agent.ingest.images import flatten, ocr_image
+from vistarag.agent.models import Models
+from vistarag.agent.ocr import lines_to_text
+
+
+@dataclass
+class EncodedQuery:
+    """Vectors per space, plus the text the reranker and synthesizer see."""
+
+    vectors: QueryVectors
+    text: str = ""
+    image_text: list[str] = field(default_factory=list)
+
+    @property
+    def rerank_text(self) -> str:
+        """The instruction first, then what the query images say (composed queries use both)."""
+        return "\n".join(t for t in [self.text, *self.image_text] if t.strip())
+
+
+def encode_query(models: Models, text: str = "", images: list[Image.Image] | None = None) -> EncodedQuery:
+    """Encode a text, image or composed (image + instruction) query."""
+    images = [flatten(im) for im in images or []]
+    text = text.strip()
+    image_text = [lines_to_text(ocr_image(models.ocr, im)) for im in images]
+    vectors = QueryVectors()
+    texts = [t for t in [text, *image_text] if t.strip()]
+    if text and image_text and any(image_text):
+        texts.append("\n".join([text, *image_text]))
+    if texts:
+        vectors.text = list(models.text.encode_query(texts))
+    joint = models.joint
+    if joint is not None:
+        if text:
+            vectors.joint += list(joint.encode_query([text]))
+        if images:
+            vectors.joint += list(joint.encode_query(images))
+    return EncodedQuery(vectors=vectors, text=text, image_text=image_text)

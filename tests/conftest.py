@@ -1,0 +1,56 @@
+"""Shared fixtures. Tests never download: the hub is off for the whole session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+for _key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
+             "QDRANT_URL", "VISTARAG_HOME"):
+    os.environ.pop(_key, None)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.fixtures_media import make_pdf, make_screenshot  # noqa: E402
+from tests.tiny_clip import build_tiny_clip  # noqa: E402
+from vistarag.agent.qdrant import close_all  # noqa: E402
+from vistarag.agent.settings import Settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CLIP with random weights saved in sentence-transformers format (real loading code)."""
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Text-bridge settings (no joint model) in a fresh data dir."""
+    yield Settings(home=tmp_path / "home", joint_model="none", synthesizer="extractive",
+                   checkpointer="memory", _env_file=None)
+    close_all()
+
+
+@pytest.fixture
+def joint_settings(tmp_path: Path, tiny_clip_dir: Path) -> Settings:
+    """Settings with the tiny CLIP as the joint model."""
+    yield Settings(home=tmp_path / "home", joint_model=str(tiny_clip_dir), synthesizer="extractive",
+                   checkpointer="memory", _env_file=None)
+    close_all()
+
+
+@pytest.fixture
+def screenshot(tmp_path: Path) -> Path:
+    return make_screenshot(
+        tmp_path / "settings_screen.png",
+        ["Network Settings", "Proxy server: proxy.internal:3128", "Error code QX-4471: certificate expired"],
+    )
+
+
+@pytest.fixture
+def sample_pdf(tmp_path: Path) -> Path:
+    return make_pdf(tmp_path / "report.pdf")
