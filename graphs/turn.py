@@ -1,0 +1,128 @@
+"""Reading one user turn out of messages and input keys; modality detection; follow-ups."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+
+from vistarag.agent.blobs import BlobStore
+from vistarag.agent.ingest.discover import kind_of
+
+BLOB_SCHEME = "blob:"
+_VIDEO_WORDS = re.compile(
+    r"\b(video|clip|footage|scene|keyframe|frame|timestamp|minute|second)s?\b|\b\d{1,2}:\d{2}\b",
+    re.I,
+)
+_FOLLOW_UP = re.compile(
+    r"^\s*(and|what about|how about|also|then|same|ok|so)\b|\b(it|its|that|this|those|these|they|"
+    r"them|there|next|previous|above|below|same)\b",
+    re.I,
+)
+
+
+def message_parts(message: AnyMessage) -> tuple[str, list[str], list[str]]:
+    """Text, image references and file paths in a message's content blocks."""
+    content = message.content
+    if isinstance(content, str):
+        return content, [], []
+    texts: list[str] = []
+    images: list[str] = []
+    files: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            texts.append(block)
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text", ""))
+        elif kind in ("image", "image_url"):
+            ref = _image_ref(block)
+            if ref:
+                images.append(ref)
+        elif kind == "file" and block.get("url"):
+            files.append(block["url"])
+    return "\n".join(t for t in texts if t), images, files
+
+
+def _image_ref(block: dict[str, Any]) -> str | None:
+    if block.get("type") == "image_url":
+        url = block.get("image_url", {})
+        url = url.get("url") if isinstance(url, dict) else url
+        return url
+    return block.get("url") or block.get("path") or (
+        f"data:{block.get('mime_type', 'image/png')};base64,{block['base64']}"
+        if block.get("base64") else None
+    )
+
+
+def store_image_ref(ref: str, blobs: BlobStore) -> str:
+    """Turn a data URL into a blob reference; paths and blob refs pass through."""
+    if ref.startswith("data:"):
+        header, _, payload = ref.partition(",")
+        ext = header.split("/")[-1].split(";")[0] or "png"
+        return BLOB_SCHEME + blobs.put_bytes(base64.b64decode(payload), ext)
+    return ref
+
+
+def image_path(ref: str, blobs: BlobStore) -> Path:
+    """Filesystem path of an image reference (a blob ref or a plain path)."""
+    if ref.startswith(BLOB_SCHEME):
+        return blobs.path(ref[len(BLOB_SCHEME) :])
+    return Path(ref)
+
+
+def human_message(text: str, images: list[str], files: list[str]) -> HumanMessage:
+    """A HumanMessage holding text plus image/file references as standard content blocks."""
+    if not images and not files:
+        return HumanMessage(content=text)
+    blocks: list[str | dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    blocks += [{"type": "image", "url": ref} for ref in images]
+    blocks += [{"type": "file", "url": path} for path in files]
+    return HumanMessage(content=blocks)
+
+
+def last_human(messages: list[AnyMessage]) -> HumanMessage | None:
+    """The last human message, if no AI answer came after it (i.e. the pending turn)."""
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            return None
+        if isinstance(message, HumanMessage):
+            return message
+    return None
+
+
+def detect_modality(text: str, images: list[str], attachments: list[str]) -> str:
+    """text / image / text+image / document / video."""
+    if any(kind_of(Path(a)) == "video" for a in attachments) or (
+        text and _VIDEO_WORDS.search(text) and not images
+    ):
+        return "video"
+    if attachments:
+        return "document"
+    if images and text.strip():
+        return "text+image"
+    if images:
+        return "image"
+    return "text"
+
+
+def is_follow_up(text: str) -> bool:
+    """Short questions leaning on the previous turn ("and the figure on the next page?")."""
+    return bool(text) and len(text.split()) <= 12 and bool(_FOLLOW_UP.search(text))
+
+
+def history(messages: list[AnyMessage], limit: int = 6) -> list[dict[str, str]]:
+    """Prior turns as plain text, oldest first (the pending human message excluded)."""
+    out: list[dict[str, str]] = []
+    for message in messages:
+        if isinstance(message, (HumanMessage, AIMessage)):
+            text, _, _ = message_parts(message)
+            role = "user" if isinstance(message, HumanMessage) else "assistant"
+            out.append({"role": role, "content": text})
+    if out and out[-1]["role"] == "user":
+        out = out[:-1]
+    return out[-limit:]
