@@ -172,6 +172,82 @@ class _PublicHit:
 
 
 @app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")] = "",
+    image: Annotated[
+        list[Path] | None, typer.Option("--image", help="Screenshot or image for this turn.")
+    ] = None,
+    attach: Annotated[
+        list[Path] | None, typer.Option("--attach", help="Document to ingest and ask about.")
+    ] = None,
+    thread: Annotated[
+        str | None, typer.Option("--thread", help="Conversation id; reuse it for follow-ups.")
+    ] = None,
+    kb: KbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask a question (with screenshots or documents); the answer cites its sources."""
+    import uuid
+
+    from vistarag.agent.settings import Settings
+    from vistarag.graphs import VistaContext, build_graph, default_checkpointer
+
+    if not question and not image:
+        _fail(VistaRAGError("give a question, --image PATH, or both"))
+    settings = Settings()
+    thread_id = thread or f"cli-{uuid.uuid4().hex[:12]}"
+    try:
+        graph = build_graph(settings, checkpointer=default_checkpointer(settings))
+        turn = {
+            "question": question,
+            "images": [str(p) for p in image or []],
+            "attachments": [str(p) for p in attach or []],
+        }
+        config = {"configurable": {"thread_id": thread_id}}
+        streamed = False
+        for chunk in graph.stream(
+            turn, config, context=VistaContext(kb=kb), stream_mode="custom"
+        ):
+            if chunk.get("type") == "token" and not as_json:
+                out.print(chunk["text"], end="", markup=False, highlight=False)
+                streamed = True
+            elif chunk.get("type") == "ingested" and not as_json:
+                err.print(f"[dim]ingested {chunk['path']}: {chunk['status']}[/dim]")
+        state = graph.get_state(config).values
+    except VistaRAGError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps({
+            "answer": state.get("answer", ""),
+            "citations": state.get("citations", []),
+            "hits": state.get("reranked", []),
+            "timings": state.get("timings", {}),
+            "synthesizer": state.get("synthesizer", ""),
+            "modality": state.get("modality", ""),
+            "notices": state.get("notices", []),
+            "thread": thread_id,
+        }, ensure_ascii=False, default=str))
+        return
+    if streamed:
+        out.print()
+    for notice in state.get("notices") or []:
+        err.print(f"[yellow]notice:[/yellow] {notice}")
+    citations = state.get("citations") or []
+    if citations:
+        table = Table(title="sources", show_lines=False)
+        for col in ("#", "modality", "where", "snippet"):
+            table.add_column(col, overflow="fold")
+        from vistarag.agent.types import Hit
+
+        for c in citations:
+            where = Hit(id=c["hit_id"], score=0, **{k: c[k] for k in (
+                "modality", "doc_id", "source", "page", "bbox", "t_start", "t_end")}).locator()
+            table.add_row(str(c["n"]), c["modality"], where, " ".join(c["snippet"].split())[:120])
+        out.print(table)
+    err.print(f"[dim]thread {thread_id} - follow up with --thread {thread_id}[/dim]")
+
+
+@app.command()
 def delete(
     document: Annotated[str, typer.Argument(help="A document's path (as ingested) or doc_id.")],
     kb: KbOpt = None,

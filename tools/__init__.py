@@ -1,1 +1,5 @@
-"""VistaRAG tools."""
+"""LangChain interfaces over the VistaRAG core."""
+
+from vistarag.tools.retriever import VistaRetriever, hit_to_document
+
+__all__ = ["VistaRetriever", "hit_to_document"]

@@ -1,0 +1,90 @@
+"""Request/result types shared by every synthesizer, and ``[n]`` citation parsing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from vistarag.agent.types import Citation, Hit
+
+TokenCallback = Callable[[str], None]
+
+
+class SynthesisRequest(BaseModel):
+    """Everything one answer is built from. Sources are numbered ``[1..n]`` in ``hits`` order."""
+
+    question: str
+    hits: list[Hit] = Field(default_factory=list)
+    user_images: list[str] = Field(default_factory=list)
+    user_image_text: list[str] = Field(default_factory=list)
+    history: list[dict] = Field(default_factory=list)
+
+
+class SynthesisResult(BaseModel):
+    """An answer, the sources it cites, who wrote it, and an optional notice for the user."""
+
+    answer: str
+    citations: list[Citation]
+    synthesizer: str
+    notice: str | None = None
+
+
+@runtime_checkable
+class Synthesizer(Protocol):
+    """Anything that turns a ``SynthesisRequest`` into a ``SynthesisResult``.
+
+    ``on_token`` receives the answer as it is produced (streamed deltas). If a remote attempt
+    fails part-way and is retried or replaced by the extractive answer, deltas of the failed
+    attempt may already have been sent: ``SynthesisResult.answer`` is always authoritative.
+    """
+
+    name: str
+
+    def synthesize(
+        self, request: SynthesisRequest, on_token: TokenCallback | None = None
+    ) -> SynthesisResult: ...
+
+
+# "[3]", "[1, 2]", "[1;2]", "[2-4]" (a range); adjacent markers "[1][2]" match one by one.
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|[-\u2013])\s*\d+)*)\s*\]")
+_MAX_RANGE = 50
+
+
+def cited_numbers(answer: str) -> list[int]:
+    """Source numbers cited in ``answer``, in order of first appearance, without repeats."""
+    seen: dict[int, None] = {}
+    for match in _MARKER.finditer(answer):
+        for part in re.split(r"\s*[,;]\s*", match.group(1)):
+            bounds = re.split(r"\s*[-\u2013]\s*", part)
+            if len(bounds) == 2:
+                lo, hi = int(bounds[0]), int(bounds[1])
+                numbers = range(lo, hi + 1) if 0 <= hi - lo <= _MAX_RANGE else []
+            else:
+                numbers = [int(bounds[0])]
+            for n in numbers:
+                seen.setdefault(n, None)
+    return list(seen)
+
+
+def parse_citations(answer: str, hits: list[Hit]) -> list[Citation]:
+    """``Citation`` objects for the ``[n]`` markers in ``answer``; out-of-range numbers dropped."""
+    return [
+        Citation.from_hit(n, hits[n - 1])
+        for n in sorted(cited_numbers(answer))
+        if 1 <= n <= len(hits)
+    ]
+
+
+def make_result(
+    answer: str, hits: list[Hit], synthesizer: str, notice: str | None = None
+) -> SynthesisResult:
+    """A ``SynthesisResult`` whose citations are parsed from the answer text."""
+    return SynthesisResult(
+        answer=answer,
+        citations=parse_citations(answer, hits),
+        synthesizer=synthesizer,
+        notice=notice,
+    )

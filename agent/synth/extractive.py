@@ -1,0 +1,194 @@
+"""The offline synthesizer: quotes the sentences that best match the question, with citations.
+
+It never paraphrases or follows anything written in the documents; it only quotes them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from vistarag.agent.synth.base import (
+    SynthesisRequest,
+    SynthesisResult,
+    TokenCallback,
+    make_result,
+)
+from vistarag.agent.synth.prompt import hit_text
+
+NOT_FOUND = (
+    "I found nothing relevant to your question in the indexed documents, so I cannot answer it "
+    "from them. Try rephrasing the question, or add documents that cover it."
+)
+MAX_EXTRACTS = 4
+MIN_EXTRACTS = 2
+MAX_PER_SOURCE = 2
+MAX_QUOTE_CHARS = 300
+MIN_FILLER_WORDS = 4  # a neighbouring sentence must be this long to be quoted as context
+
+_STOPWORD_TEXT = """
+    a about above after again all also am an and any are as at be been before being below
+    between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers him his how i if in into is it its itself just me more most
+    my no nor not now of off on once only or other our out over own same she should so some such
+    than that the their them then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your yours
+    please tell show explain describe give find say says said"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_WORD = re.compile(r"\w+", re.UNICODE)
+# "[12]" inside a quoted document would read as a citation of source 12.
+_BRACKETED_NUMBER = re.compile(r"\[(\s*\d[\d\s,;\-\u2013]*)\]")
+# Sentence ends, line breaks, and markup-like fence tags (``</source>``) all split sentences.
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+|</?[A-Za-z_][\w-]*(?:\s[^<>]{0,80})?>")
+# Sentences that address the reader as instructions are never quoted.
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:(?:the\s+)?(?:previous|prior|above"
+    r"|earlier|preceding|your|system)\s+)?(?:instructions|prompts?|rules|directions)\b"
+    r"|system\s+prompt|you\s+are\s+now\b|(?:reply|respond|answer)\s+only\s+with"
+    r"|<\s*/?\s*source\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    sentence: str
+    n: int  # source number, 0 for the user's own image
+    rank: int  # position among the inputs (user images first, then hits in order)
+    order: int  # position of the sentence within its text
+    score: float
+
+
+def terms(text: str) -> set[str]:
+    """Lower-cased content words (stopwords and 1-letter tokens dropped, plural 's' folded)."""
+    out: set[str] = set()
+    for word in _WORD.findall(text.lower()):
+        if len(word) < 2 or word in _STOPWORDS:
+            continue
+        out.add(word[:-1] if len(word) > 3 and word.endswith("s") else word)
+    return out
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences and lines of ``text``, whitespace collapsed, very short fragments dropped."""
+    out = []
+    for piece in _SENTENCE_SPLIT.split(text):
+        piece = " ".join(piece.split())
+        if len(piece) >= 3 and _WORD.search(piece):
+            out.append(piece)
+    return out
+
+
+def _quote(sentence: str) -> str:
+    text = _BRACKETED_NUMBER.sub(r"(\1)", sentence.replace('"', "'"))
+    if len(text) > MAX_QUOTE_CHARS:
+        text = text[: MAX_QUOTE_CHARS - 1].rsplit(" ", 1)[0] + "\u2026"
+    return f'"{text}"'
+
+
+class ExtractiveSynthesizer:
+    """Answers by quoting 2-4 best-matching sentences, each followed by its ``[n]`` citation."""
+
+    name = "extractive"
+
+    def __init__(
+        self, reason: str = "no language model configured", notice: str | None = None
+    ) -> None:
+        self.reason = reason
+        self.notice = notice
+
+    def _candidates(self, request: SynthesisRequest) -> list[_Candidate]:
+        q_terms = terms(request.question)
+        texts: list[tuple[int, str]] = [(0, t) for t in request.user_image_text if t.strip()]
+        texts += [(n, hit_text(h)) for n, h in enumerate(request.hits, start=1)]
+        rows = [
+            (rank, n, order, sentence, terms(sentence))
+            for rank, (n, text) in enumerate(texts)
+            for order, sentence in enumerate(sentences(text))
+            if not _INJECTION.search(sentence)
+        ]
+        # Rare question terms count more than ones found in every sentence (a light IDF).
+        df = {t: sum(1 for row in rows if t in row[4]) for t in q_terms}
+        weight = {t: math.log(1.0 + len(rows) / df[t]) for t in q_terms if df[t]}
+        out = []
+        for rank, n, order, sentence, s_terms in rows:
+            common = q_terms & s_terms
+            score = sum(weight[t] for t in common)
+            if common:  # denser sentences win among equals
+                score += len(common) / (len(s_terms) + 1)
+            out.append(_Candidate(sentence, n, rank, order, score))
+        return out
+
+    def _choose(self, candidates: list[_Candidate]) -> list[_Candidate]:
+        """Best-matching sentences (at most ``MAX_PER_SOURCE`` per source), topped up to
+        ``MIN_EXTRACTS`` with the sentence next to the best match; with no match at all, the
+        lead sentences of the top-ranked inputs."""
+        ranked = sorted(candidates, key=lambda c: (-c.score, c.rank, c.order))
+        chosen: list[_Candidate] = []
+        per_source: dict[int, int] = {}
+        seen: set[str] = set()
+
+        def take(cand: _Candidate) -> None:
+            chosen.append(cand)
+            seen.add(cand.sentence.lower())
+            per_source[cand.rank] = per_source.get(cand.rank, 0) + 1
+
+        for cand in ranked:
+            if len(chosen) >= MAX_EXTRACTS or cand.score <= 0:
+                break
+            if cand.sentence.lower() not in seen and per_source.get(cand.rank, 0) < MAX_PER_SOURCE:
+                take(cand)
+        if not chosen:
+            for cand in sorted(candidates, key=lambda c: (c.order, c.rank)):
+                if len(chosen) >= MIN_EXTRACTS or cand.order > 0:
+                    break
+                if cand.sentence.lower() not in seen:
+                    take(cand)
+            return chosen
+        if len(chosen) < MIN_EXTRACTS:
+            best = chosen[0]
+            near = [
+                c
+                for c in candidates
+                if c.rank == best.rank
+                and c.order in (best.order + 1, best.order - 1)
+                and c.sentence.lower() not in seen
+                and len(c.sentence.split()) >= MIN_FILLER_WORDS
+            ]
+            if near:
+                take(min(near, key=lambda c: c.order < best.order))  # the next sentence first
+        return chosen
+
+    def answer_text(self, request: SynthesisRequest) -> str:
+        """The extractive answer for ``request`` (the not-found message when there is nothing)."""
+        chosen = self._choose(self._candidates(request))
+        if not chosen:
+            images = [n for n, h in enumerate(request.hits, start=1) if h.is_image][:MAX_EXTRACTS]
+            if not images:
+                return NOT_FOUND
+            refs = ", ".join(f"[{n}]" for n in images)
+            return (
+                f"Extractive answer ({self.reason}): the retrieved sources have no text to quote; "
+                f"the most relevant images are {refs}."
+            )
+        matched = any(c.score > 0 for c in chosen)
+        intro = (
+            "the passages below best match your question"
+            if matched
+            else "no passage matches your question's words closely; the top-ranked ones say"
+        )
+        lines = [f"Extractive answer ({self.reason}): {intro}."]
+        for cand in chosen:
+            where = f"[{cand.n}]" if cand.n else "(from your image)"
+            lines.append(f"- {_quote(cand.sentence)} {where}")
+        return "\n".join(lines)
+
+    def synthesize(
+        self, request: SynthesisRequest, on_token: TokenCallback | None = None
+    ) -> SynthesisResult:
+        answer = self.answer_text(request)
+        if on_token is not None:
+            for line in answer.splitlines(keepends=True):
+                on_token(line)
+        return make_result(answer, request.hits, self.name, self.notice)
