@@ -6,6 +6,7 @@ synthesizer; ``build_graph`` wires them.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -42,10 +43,9 @@ _PREV_PAGE = re.compile(r"\bprevious page\b|\bpage before\b|\bprior page\b", re.
 
 
 def _emit(event: dict[str, Any]) -> None:
-    try:
+    """Send a custom stream event; a no-op outside a graph run."""
+    with contextlib.suppress(Exception):
         get_stream_writer()(event)
-    except Exception:  # outside a graph run (unit tests calling nodes directly)
-        pass
 
 
 def timed(name: str) -> Callable[[NodeFn], NodeFn]:
@@ -147,7 +147,9 @@ class Nodes:
         return BLOB_SCHEME + self.engine.blobs.put_image(image, max_side=2048)
 
     # ------------------------------------------------------------------------------------
-    def ingest_attachments(self, state: VistaState, runtime: Runtime[VistaContext]) -> dict[str, Any]:
+    def ingest_attachments(
+        self, state: VistaState, runtime: Runtime[VistaContext]
+    ) -> dict[str, Any]:
         """Documents attached to the turn go into the knowledge base first; search them."""
         ctx = self._ctx(runtime)
         ingestor = self.engine.ingestor(ctx.kb)
@@ -201,8 +203,11 @@ class Nodes:
         ctx = self._ctx(runtime)
         query = self._encoded(state)
         k = ctx.top_k or self.engine.settings.top_k
+        image_refs = [r[len(BLOB_SCHEME) :] for r in state.get("query_images") or []]
         hits = self.engine.reranker.rerank(
-            RerankQuery(text=query.rerank_text), _hits(state.get("hits")), top_k=k
+            RerankQuery(text=query.rerank_text, image_refs=image_refs),
+            _hits(state.get("hits")),
+            top_k=k,
         )
         hint = state.get("page_hint")
         if hint:

@@ -1,0 +1,355 @@
+"""Rerankers: the offline ``hybrid`` lexical+dense fusion, ``none``, and CrossEncoders.
+
+``make_reranker(spec)`` is what the graph calls. Every reranker returns *copies* of the top_k
+hits with ``score`` set to its own score, the retrieval score kept in
+``extra["retrieval_score"]`` and its component scores in ``extra["rerank"]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from vistarag.agent.lexical import BM25, LexicalScores, analyze, entity_terms, quoted_phrases
+from vistarag.agent.types import Hit
+
+log = logging.getLogger(__name__)
+
+
+class RerankQuery(BaseModel):
+    """What the reranker compares hits against."""
+
+    text: str = ""
+    image_refs: list[str] = Field(default_factory=list)
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Reorders retrieved hits and keeps the best ``top_k``."""
+
+    name: str
+
+    def rerank(self, query: RerankQuery, hits: list[Hit], top_k: int) -> list[Hit]: ...
+
+
+def _finish(
+    hits: Sequence[Hit],
+    scores: Sequence[float],
+    parts: Sequence[dict[str, Any]],
+    top_k: int,
+    name: str,
+    keep_score: bool = False,
+) -> list[Hit]:
+    """Sort by score (stable: ties keep retrieval order) and return annotated copies."""
+    order = sorted(range(len(hits)), key=lambda i: -scores[i])[: max(top_k, 0)]
+    out: list[Hit] = []
+    for i in order:
+        h = hits[i]
+        extra = copy.deepcopy(h.extra)
+        extra.setdefault("retrieval_score", h.score)
+        extra["retrieval_rank"] = extra.get("retrieval_rank", i)
+        extra["rerank"] = {"name": name, **parts[i]}
+        score = h.score if keep_score else float(scores[i])
+        out.append(h.model_copy(update={"score": score, "extra": extra}))
+    return out
+
+
+class NoReranker:
+    """``none``: keep retrieval order (the list order as given), truncate to top_k."""
+
+    name = "none"
+
+    def rerank(self, query: RerankQuery, hits: list[Hit], top_k: int) -> list[Hit]:
+        kept = hits[: max(top_k, 0)]
+        order = [-float(i) for i in range(len(kept))]
+        return _finish(kept, order, [{} for _ in kept], top_k, self.name, keep_score=True)
+
+
+# ----------------------------------------------------------------------------------- hybrid
+
+
+@dataclass
+class HybridConfig:
+    """Knobs of the hybrid reranker (defaults chosen on evals/rerank_eval.py)."""
+
+    dense_weights: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "joint": 1.0})
+    lexical_weight: float = 3.0  # z-units a full-coverage lexical match is worth
+    min_coverage: float = 0.35  # below this share of the query's IDF mass, lexical is noise
+    phrase_weight: float = 0.5  # share of lexical_weight for matched query word bigrams
+    identifier_boost: float = 3.0  # z-units when every query identifier matches whole
+    exact_boost: float = 2.0  # z-units when a short query / quoted phrase occurs verbatim
+
+
+def _zscores(values: Sequence[float]) -> list[float]:
+    n = len(values)
+    if n == 0:
+        return []
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / n
+    sd = math.sqrt(var)
+    if sd < 1e-9:
+        return [0.0] * n
+    return [(v - mean) / sd for v in values]
+
+
+def dense_signal(hits: Sequence[Hit], weights: dict[str, float]) -> list[float]:
+    """Per-hit dense evidence: weighted mean of per-key z-scores over the candidates.
+
+    Keys a hit lacks are skipped for that hit; hits with no dense keys at all get the lowest
+    value seen. Without any dense scores the retrieval score (rank-based RRF) is used.
+    """
+    keys = sorted({k for h in hits for k in (h.extra.get("dense") or {})})
+    per_key: dict[str, dict[int, float]] = {}
+    for k in keys:
+        idx = [i for i, h in enumerate(hits) if _num((h.extra.get("dense") or {}).get(k))]
+        z = _zscores([float(hits[i].extra["dense"][k]) for i in idx])
+        per_key[k] = dict(zip(idx, z, strict=True))
+    if not keys:
+        return _zscores([float(h.score) for h in hits])
+    out: list[float | None] = []
+    for i in range(len(hits)):
+        num = den = 0.0
+        for k in keys:
+            if i in per_key[k]:
+                w = weights.get(k, 1.0)
+                num += w * per_key[k][i]
+                den += w
+        out.append(num / den if den else None)
+    floor = min((v for v in out if v is not None), default=0.0)
+    return [floor if v is None else v for v in out]
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_WS = re.compile(r"\s+")
+
+
+def _norm(text: str) -> str:
+    return _WS.sub(" ", text).strip().lower()
+
+
+def lexical_signal(query: str, texts: Sequence[str], cfg: HybridConfig) -> list[float]:
+    """Per-hit lexical evidence in z-units; 0 where the lexical evidence is uninformative."""
+    n = len(texts)
+    if not query.strip() or n == 0:
+        return [0.0] * n
+    bm = BM25(texts)
+    lex: LexicalScores = bm.score(query)
+    qbig = _query_bigrams(query)
+    idents = [t for t in entity_terms(query) if 0 < lex.df.get(t, 0) < n]
+    ident_mass = sum(lex.idf[t] for t in idents)
+    phrases = [_norm(p) for p in quoted_phrases(query)]
+    qnorm = _norm(query)
+    verbatim = 3 <= len(qnorm) <= 80 and len(qnorm.split()) <= 8
+    max_bm = max(lex.bm25) or 1.0
+    out: list[float] = []
+    for i, text in enumerate(texts):
+        doc = bm.docs[i]
+        # gate: below min_coverage nothing counts; full coverage counts fully
+        gate = max(0.0, (lex.coverage[i] - cfg.min_coverage) / (1.0 - cfg.min_coverage))
+        s = gate * (0.5 + 0.5 * lex.bm25[i] / max_bm)
+        if qbig:
+            s += cfg.phrase_weight * gate * len(qbig & doc.bigrams) / len(qbig)
+        s *= cfg.lexical_weight
+        if ident_mass:
+            s += cfg.identifier_boost * sum(lex.idf[t] for t in idents if t in doc.tf) / ident_mass
+        if (phrases or verbatim) and _exact(text, phrases, qnorm if verbatim else None):
+            s += cfg.exact_boost
+        out.append(s)
+    return out
+
+
+def _query_bigrams(query: str) -> frozenset[tuple[str, str]]:
+    return analyze(query).bigrams
+
+
+def _exact(text: str, phrases: Sequence[str], qnorm: str | None) -> bool:
+    """A quoted phrase or the whole short query occurs verbatim (at word boundaries)."""
+    t = _norm(text)
+    return any(_contains(t, p) for p in phrases) or (qnorm is not None and _contains(t, qnorm))
+
+
+def _contains(text: str, needle: str) -> bool:
+    start = text.find(needle)
+    while start >= 0:
+        end = start + len(needle)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not (before.isalnum() and needle[0].isalnum()) and not (
+            after.isalnum() and needle[-1].isalnum()
+        ):
+            return True
+        start = text.find(needle, start + 1)
+    return False
+
+
+def _hit_text(hit: Hit) -> str:
+    """The hit's text, or for image hits without text their OCR / caption from ``extra``."""
+    if hit.text.strip():
+        return hit.text
+    for k in ("ocr_text", "ocr", "caption"):
+        v = hit.extra.get(k)
+        if isinstance(v, str) and v.strip():
+            return v
+    return ""
+
+
+class HybridReranker:
+    """Offline default: dense similarity z-scores plus lexical evidence that only counts when
+    it is informative (enough of the query's rare terms, identifiers, phrases or the verbatim
+    query). Paraphrased questions with thin lexical overlap therefore keep the dense order."""
+
+    name = "hybrid"
+
+    def __init__(self, config: HybridConfig | None = None) -> None:
+        self.config = config or HybridConfig()
+
+    def rerank(self, query: RerankQuery, hits: list[Hit], top_k: int) -> list[Hit]:
+        if not hits:
+            return []
+        dense = dense_signal(hits, self.config.dense_weights)
+        lexical = lexical_signal(query.text, [_hit_text(h) for h in hits], self.config)
+        scores = [d + x for d, x in zip(dense, lexical, strict=True)]
+        parts = [
+            {"dense": round(d, 4), "lexical": round(x, 4)}
+            for d, x in zip(dense, lexical, strict=True)
+        ]
+        return _finish(hits, scores, parts, top_k, self.name)
+
+
+# ------------------------------------------------------------------------------ cross-encoder
+
+_CE_CACHE: dict[tuple[str, str | None], Any] = {}
+_CE_LOCK = threading.Lock()
+
+
+def _load_cross_encoder(spec: str, device: str | None) -> Any:
+    """Load a sentence-transformers CrossEncoder once per process (cached by spec, device)."""
+    key = (spec, device)
+    with _CE_LOCK:
+        if key not in _CE_CACHE:
+            from sentence_transformers import CrossEncoder
+
+            _CE_CACHE[key] = CrossEncoder(spec, device=device)
+        return _CE_CACHE[key]
+
+
+def _supports(model: Any, modality: Any) -> bool:
+    """Whether a CrossEncoder accepts a modality (``"image"``, ``("image", "text")``...)."""
+    try:
+        return bool(model.supports(modality))
+    except Exception:  # older sentence-transformers: text only
+        return False
+
+
+class CrossEncoderReranker:
+    """Scores (query, hit) pairs with a CrossEncoder; passes images to multimodal ones."""
+
+    max_image_side = 1024  # images are downscaled to this before scoring
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        device: str | None = None,
+        blob_path: Callable[[str], Path] | None = None,
+        batch_size: int = 16,
+    ) -> None:
+        self.name = self.spec = spec
+        self.device, self.blob_path, self.batch_size = device, blob_path, batch_size
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = _load_cross_encoder(self.spec, self.device)
+        return self._model
+
+    def _image(self, ref: str | None) -> Any:
+        if not ref or self.blob_path is None:
+            return None
+        try:
+            from PIL import Image
+
+            with Image.open(self.blob_path(ref)) as im:
+                img = im.convert("RGB")
+            img.thumbnail((self.max_image_side, self.max_image_side))
+            return img
+        except Exception as exc:  # missing / unreadable blob: fall back to text
+            log.warning("rerank: cannot load image %s: %s", ref, exc)
+            return None
+
+    def _query_input(self, query: RerankQuery) -> Any:
+        images = []
+        if query.image_refs and _supports(self.model, "image"):
+            images = [im for im in (self._image(r) for r in query.image_refs[:1]) if im is not None]
+        if images and query.text.strip() and _supports(self.model, ("image", "text")):
+            return {"text": query.text, "image": images[0]}
+        if images and not query.text.strip():
+            return images[0]
+        return query.text
+
+    def _doc_input(self, hit: Hit) -> Any:
+        text = _hit_text(hit)
+        if hit.is_image and _supports(self.model, "image"):
+            img = self._image(hit.blob)
+            if img is not None:
+                if text and _supports(self.model, ("image", "text")):
+                    return {"text": text, "image": img}
+                return img
+        return text or None
+
+    def rerank(self, query: RerankQuery, hits: list[Hit], top_k: int) -> list[Hit]:
+        if not hits:
+            return []
+        q = self._query_input(query)
+        if isinstance(q, str) and not q.strip():
+            # nothing this model can read in the query (image-only query, text-only model)
+            return HybridReranker().rerank(query, hits, top_k)
+        docs = [self._doc_input(h) for h in hits]
+        groups: dict[str, list[int]] = {}
+        for i, d in enumerate(docs):
+            if d is not None:
+                groups.setdefault(type(d).__name__, []).append(i)
+        raw: dict[int, float] = {}
+        for idx in groups.values():  # one predict per input kind: batches must share modality
+            pred = self.model.predict(
+                [(q, docs[i]) for i in idx],
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
+            for i, v in zip(idx, pred, strict=True):
+                value = float(v[-1] if getattr(v, "ndim", 0) else v)  # multi-label: last class
+                if math.isfinite(value):
+                    raw[i] = value
+        floor = min(raw.values(), default=0.0) - 1.0
+        scores = [raw.get(i, floor) for i in range(len(hits))]
+        parts = [{"cross_encoder": raw.get(i)} for i in range(len(hits))]
+        return _finish(hits, scores, parts, top_k, self.name)
+
+
+# ------------------------------------------------------------------------------------ factory
+
+
+def make_reranker(
+    spec: str, *, device: str | None = None, blob_path: Callable[[str], Path] | None = None
+) -> Reranker:
+    """``hybrid`` (default, offline), ``none``, or a CrossEncoder hub id / local path."""
+    key = (spec or "hybrid").strip()
+    if key.lower() == "hybrid":
+        return HybridReranker()
+    if key.lower() == "none":
+        return NoReranker()
+    return CrossEncoderReranker(key, device=device, blob_path=blob_path)
