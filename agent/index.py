@@ -18,6 +18,7 @@ from qdrant_client import QdrantClient, models
 from vistarag.agent.errors import KnowledgeBaseNotFound, ModelMismatchError, VistaRAGError
 from vistarag.agent.qdrant import get_client, is_local
 from vistarag.agent.settings import Settings
+from vistarag.agent.sparse import LEXICAL_SCHEME, LEXICAL_VECTOR
 from vistarag.agent.types import Hit
 
 COLLECTION_PREFIX = "vistarag__"
@@ -49,7 +50,7 @@ class PointRecord:
     """A point ready to upsert."""
 
     id: str
-    vectors: dict[str, list[float]]
+    vectors: dict[str, Any]  # dense lists per named vector, models.SparseVector for "lexical"
     payload: dict[str, Any]
 
 
@@ -59,12 +60,31 @@ class QueryVectors:
 
     text: list[np.ndarray] = field(default_factory=list)
     joint: list[np.ndarray] = field(default_factory=list)
+    lexical: list[models.SparseVector] = field(default_factory=list)
 
     def by_space(self) -> dict[str, list[np.ndarray]]:
+        """Dense query vectors per named space."""
         return {"text": self.text, "joint": self.joint}
 
     def empty(self) -> bool:
-        return not self.text and not self.joint
+        return not self.text and not self.joint and not self.lexical
+
+    def to_json(self) -> dict[str, list[Any]]:
+        """Plain lists, for graph state and checkpoints."""
+        return {
+            "text": [v.tolist() for v in self.text],
+            "joint": [v.tolist() for v in self.joint],
+            "lexical": [{"indices": v.indices, "values": v.values} for v in self.lexical],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[Any]] | None) -> QueryVectors:
+        data = data or {}
+        return cls(
+            text=[np.asarray(v, dtype=np.float32) for v in data.get("text", [])],
+            joint=[np.asarray(v, dtype=np.float32) for v in data.get("joint", [])],
+            lexical=[models.SparseVector(**v) for v in data.get("lexical", [])],
+        )
 
 
 @dataclass
@@ -138,9 +158,10 @@ class KnowledgeBase:
         return dict(info.config.metadata or {})
 
     def vector_names(self) -> set[str]:
-        info = self.client.get_collection(self.collection)
-        vectors = info.config.params.vectors
-        return set(vectors.keys()) if isinstance(vectors, dict) else set()
+        """Named dense and sparse vectors of the collection."""
+        params = self.client.get_collection(self.collection).config.params
+        dense = set(params.vectors.keys()) if isinstance(params.vectors, dict) else set()
+        return dense | set(params.sparse_vectors or {})
 
     def ensure(self, record: dict[str, Any]) -> None:
         """Create the collection for these models, or check it was built with them."""
@@ -159,7 +180,15 @@ class KnowledgeBase:
         self.client.create_collection(
             self.collection,
             vectors_config=vectors,
-            metadata={**record, "schema_version": SCHEMA_VERSION, "kb": self.name},
+            sparse_vectors_config={
+                LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+            },
+            metadata={
+                **record,
+                "lexical": LEXICAL_SCHEME,
+                "schema_version": SCHEMA_VERSION,
+                "kb": self.name,
+            },
         )
         if not is_local(self.client):
             for name in KEYWORD_FIELDS:
@@ -250,7 +279,7 @@ class KnowledgeBase:
         filters: SearchFilters | None = None,
         prefetch_limit: int | None = None,
     ) -> list[Hit]:
-        """Prefetch on each named vector present, fuse with RRF, return hits with dense scores.
+        """Prefetch on each named vector present (dense and lexical), fuse with RRF.
 
         Each hit's ``extra["dense"]`` holds its best cosine similarity per space, for rerankers.
         """
@@ -259,34 +288,31 @@ class KnowledgeBase:
         present = self.vector_names()
         flt = filters.to_qdrant() if filters else None
         per_space = {k: v for k, v in query.by_space().items() if v and k in present}
-        if not per_space:
-            return []
+        depth = prefetch_limit or max(limit, 50)
         prefetch = [
-            models.Prefetch(
-                query=vec.tolist(), using=space, limit=prefetch_limit or max(limit, 50), filter=flt
-            )
+            models.Prefetch(query=vec.tolist(), using=space, limit=depth, filter=flt)
             for space, vecs in per_space.items()
             for vec in vecs
         ]
+        if LEXICAL_VECTOR in present:
+            prefetch += [
+                models.Prefetch(query=vec, using=LEXICAL_VECTOR, limit=depth, filter=flt)
+                for vec in query.lexical
+            ]
+        if not prefetch:
+            return []
+        common = {"limit": limit, "with_payload": True, "with_vectors": list(per_space) or False}
         if len(prefetch) == 1:
             only = prefetch[0]
             res = self.client.query_points(
-                self.collection,
-                query=only.query,
-                using=only.using,
-                query_filter=flt,
-                limit=limit,
-                with_payload=True,
-                with_vectors=list(per_space),
+                self.collection, query=only.query, using=only.using, query_filter=flt, **common
             )
         else:
             res = self.client.query_points(
                 self.collection,
                 prefetch=prefetch,
                 query=models.FusionQuery(fusion=models.Fusion.RRF),
-                limit=limit,
-                with_payload=True,
-                with_vectors=list(per_space),
+                **common,
             )
         hits = []
         for point in res.points:

@@ -29,7 +29,9 @@ def collect_garbage_blobs(engine: Engine) -> int:
 
 
 def sources(kb: KnowledgeBase) -> list[str]:
-    return sorted({p.payload["source"] for p in kb.scroll(fields=["source"]) if p.payload.get("source")})
+    """Every source file recorded in a knowledge base."""
+    found = {p.payload.get("source") for p in kb.scroll(fields=["source"])}
+    return sorted(s for s in found if s)
 
 
 def reindex(engine: Engine) -> tuple[IngestReport, list[str]]:

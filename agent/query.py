@@ -10,6 +10,7 @@ from vistarag.agent.index import QueryVectors
 from vistarag.agent.ingest.images import flatten, ocr_image
 from vistarag.agent.models import Models
 from vistarag.agent.ocr import lines_to_text
+from vistarag.agent.sparse import query_vector
 
 
 @dataclass
@@ -26,7 +27,9 @@ class EncodedQuery:
         return "\n".join(t for t in [self.text, *self.image_text] if t.strip())
 
 
-def encode_query(models: Models, text: str = "", images: list[Image.Image] | None = None) -> EncodedQuery:
+def encode_query(
+    models: Models, text: str = "", images: list[Image.Image] | None = None
+) -> EncodedQuery:
     """Encode a text, image or composed (image + instruction) query."""
     images = [flatten(im) for im in images or []]
     text = text.strip()
@@ -37,6 +40,9 @@ def encode_query(models: Models, text: str = "", images: list[Image.Image] | Non
         texts.append("\n".join([text, *image_text]))
     if texts:
         vectors.text = list(models.text.encode_query(texts))
+        lexical = query_vector("\n".join([text, *image_text]))
+        if lexical is not None:
+            vectors.lexical = [lexical]
     joint = models.joint
     if joint is not None:
         if text:

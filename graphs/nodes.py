@@ -171,20 +171,15 @@ class Nodes:
         images = [self.engine.blobs.open_image(ref[len(BLOB_SCHEME) :])
                   for ref in state.get("query_images") or []]
         encoded = self.engine.encode(state.get("retrieval_text") or "", images)
-        vectors = {space: [v.tolist() for v in vecs]
-                   for space, vecs in encoded.vectors.by_space().items() if vecs}
-        return {"query_vectors": vectors, "query_image_text": encoded.image_text}
+        return {"query_vectors": encoded.vectors.to_json(),
+                "query_image_text": encoded.image_text}
 
     def _encoded(self, state: VistaState) -> EncodedQuery:
-        vecs = state.get("query_vectors") or {}
-        import numpy as np
-
-        qv = QueryVectors(
-            text=[np.asarray(v, dtype=np.float32) for v in vecs.get("text", [])],
-            joint=[np.asarray(v, dtype=np.float32) for v in vecs.get("joint", [])],
+        return EncodedQuery(
+            vectors=QueryVectors.from_json(state.get("query_vectors")),
+            text=state.get("retrieval_text") or "",
+            image_text=list(state.get("query_image_text") or []),
         )
-        return EncodedQuery(vectors=qv, text=state.get("retrieval_text") or "",
-                            image_text=list(state.get("query_image_text") or []))
 
     def retrieve(self, state: VistaState, runtime: Runtime[VistaContext]) -> dict[str, Any]:
         """Top-N candidates from Qdrant, fused over every named vector."""

@@ -49,7 +49,7 @@ class VistaState(TypedDict, total=False):
     retrieval_text: str
     query_images: list[str]
     query_image_text: list[str]
-    query_vectors: dict[str, list[list[float]]]
+    query_vectors: dict[str, list[Any]]
     pending_files: list[str]
     doc_filter: list[str]
     page_hint: dict[str, Any] | None

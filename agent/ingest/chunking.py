@@ -29,7 +29,7 @@ def union(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> tuple[flo
 
 
 def pack_blocks(blocks: Iterable[Block], max_chars: int) -> list[Block]:
-    """Greedily merge consecutive blocks up to ``max_chars``; split oversized blocks on sentences."""
+    """Merge consecutive blocks up to ``max_chars``; split oversized blocks on sentences."""
     chunks: list[Block] = []
     cur_text: list[str] = []
     cur_len = 0

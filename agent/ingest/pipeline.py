@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from vistarag.agent.blobs import BlobStore, sha256_file
 from vistarag.agent.errors import IngestError
@@ -23,6 +23,7 @@ from vistarag.agent.ingest.textfiles import extract_text_file
 from vistarag.agent.ingest.units import Extraction, Unit
 from vistarag.agent.models import Models
 from vistarag.agent.settings import Settings
+from vistarag.agent.sparse import LEXICAL_VECTOR, document_vector
 
 Status = Literal["added", "replaced", "unchanged", "skipped", "error"]
 
@@ -182,7 +183,7 @@ class Ingestor:
             for u in units
             if u.image is not None
         }
-        vectors: list[dict[str, list[float]]] = [{} for _ in units]
+        vectors: list[dict[str, Any]] = [{} for _ in units]
         text_idx = [i for i, u in enumerate(units) if u.text.strip()]
         if text_idx:
             text_vecs = self.models.text.encode_document([units[i].text for i in text_idx])
@@ -194,6 +195,10 @@ class Ingestor:
             joint_vecs = joint.encode_document([_rgb(units[i]) for i in image_idx], batch_size=16)
             for i, vec in zip(image_idx, joint_vecs, strict=True):
                 vectors[i]["joint"] = vec.tolist()
+        for i in text_idx:
+            sparse = document_vector(units[i].text)
+            if sparse is not None:
+                vectors[i][LEXICAL_VECTOR] = sparse
         points = []
         for unit, vecs in zip(units, vectors, strict=True):
             if not vecs:
