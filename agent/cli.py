@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -23,7 +24,7 @@ app = typer.Typer(
 kb_app = typer.Typer(help="Manage knowledge bases.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, also in logs and CI
 
 KbOpt = Annotated[str | None, typer.Option("--kb", help="Knowledge base name (default: default).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -40,7 +41,7 @@ def _engine(kb: str | None = None):  # type: ignore[no-untyped-def]
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[red]error:[/red] {exc}")
+    err.print(f"[red]error:[/red] {escape(str(exc))}")
     raise typer.Exit(2)
 
 
@@ -70,12 +71,13 @@ def ingest(
             progress.update(task, description=path.name)
 
         def on_result(result) -> None:  # type: ignore[no-untyped-def]
+            where, message = escape(result.path), escape(result.message)
             if result.status == "error":
-                progress.console.print(f"[red]error[/red] {result.path}: {result.message}")
+                progress.console.print(f"[red]error[/red] {where}: {message}")
             elif result.status == "skipped":
-                progress.console.print(f"[yellow]skipped[/yellow] {result.path}: {result.message}")
+                progress.console.print(f"[yellow]skipped[/yellow] {where}: {message}")
             for warning in result.warnings:
-                progress.console.print(f"[yellow]warning[/yellow] {result.path}: {warning}")
+                progress.console.print(f"[yellow]warning[/yellow] {where}: {escape(warning)}")
             progress.advance(task)
 
         try:
@@ -144,6 +146,7 @@ def _search_batch(engine, batch: Path, k: int, modality, as_json: bool) -> None:
     for line_no, line in enumerate(batch.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
+        qid = line_no
         try:
             item = json.loads(line)
             qid = item.get("id", line_no)
@@ -151,8 +154,8 @@ def _search_batch(engine, batch: Path, k: int, modality, as_json: bool) -> None:
             hits = engine.search(item.get("query", ""), images, k=k, modality=modality)
             record = {"id": qid, "hits": [h.to_public() for h in hits]}
         except (ValueError, KeyError, AttributeError, VistaRAGError) as exc:
-            record = {"id": line_no, "error": f"{batch}:{line_no}: {exc}"}
-            err.print(f"[red]error[/red] {record['error']}")
+            record = {"id": qid, "error": f"{batch}:{line_no}: {exc}"}
+            err.print(f"[red]error[/red] {escape(record['error'])}")
         if as_json:
             print(json.dumps(record, ensure_ascii=False), flush=True)
         elif "hits" in record:
@@ -212,7 +215,7 @@ def ask(
                 out.print(chunk["text"], end="", markup=False, highlight=False)
                 streamed = True
             elif chunk.get("type") == "ingested" and not as_json:
-                err.print(f"[dim]ingested {chunk['path']}: {chunk['status']}[/dim]")
+                err.print(f"[dim]ingested {escape(chunk['path'])}: {chunk['status']}[/dim]")
         state = graph.get_state(config).values
     except VistaRAGError as exc:
         _fail(exc)
@@ -231,7 +234,7 @@ def ask(
     if streamed:
         out.print()
     for notice in state.get("notices") or []:
-        err.print(f"[yellow]notice:[/yellow] {notice}")
+        err.print(f"[yellow]notice:[/yellow] {escape(notice)}")
     citations = state.get("citations") or []
     if citations:
         table = Table(title="sources", show_lines=False)
@@ -324,7 +327,7 @@ def kb_reindex(name: Annotated[str, typer.Argument()] = "default") -> None:
     except VistaRAGError as exc:
         _fail(exc)
     for source in missing:
-        err.print(f"[yellow]missing[/yellow] {source}: no longer on disk, kept out of the index")
+        err.print(f"[yellow]missing[/yellow] {escape(source)}: no longer on disk, left out")
     s = report.summary()
     err.print(f"re-indexed {s['files']} files into {s['points']} points ({s['errors']} errors)")
     if report.errors:

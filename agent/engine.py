@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from vistarag.agent.blobs import BlobStore
-from vistarag.agent.errors import VistaRAGError
+from vistarag.agent.errors import IngestError, VistaRAGError
 from vistarag.agent.index import KnowledgeBase, SearchFilters
 from vistarag.agent.ingest.images import open_image
 from vistarag.agent.ingest.pipeline import Ingestor
@@ -52,7 +52,10 @@ class Engine:
 
     def load_query_image(self, path: str | Path) -> Image.Image:
         """Open a query image with the same checks as ingestion."""
-        return open_image(Path(path), self.settings.max_image_pixels)
+        path = Path(path)
+        if not path.is_file():
+            raise IngestError(str(path), "image file not found")
+        return open_image(path, self.settings.max_image_pixels)
 
     def encode(self, text: str = "", images: Sequence[Image.Image] = ()) -> EncodedQuery:
         return encode_query(self.models, text, list(images))

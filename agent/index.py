@@ -6,6 +6,7 @@ carries everything a citation needs. The collection's metadata records which mod
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -163,10 +164,19 @@ class KnowledgeBase:
         dense = set(params.vectors.keys()) if isinstance(params.vectors, dict) else set()
         return dense | set(params.sparse_vectors or {})
 
-    def ensure(self, record: dict[str, Any]) -> None:
-        """Create the collection for these models, or check it was built with them."""
+    def ensure(self, record: dict[str, Any], owner: str | None = None) -> None:
+        """Create the collection for these models, or check it was built with them.
+
+        The metadata also lists the owners whose points it holds, so searches can skip an owner
+        filter that every point satisfies (embedded mode evaluates filters point by point).
+        """
         if self.exists():
             self.check_models(record)
+            owners = self.metadata().get("owners")
+            if owner and isinstance(owners, list) and owner not in owners:
+                self.client.update_collection(
+                    self.collection, metadata={"owners": [*owners, owner]}
+                )
             return
         vectors = {
             "text": models.VectorParams(
@@ -186,6 +196,7 @@ class KnowledgeBase:
             metadata={
                 **record,
                 "lexical": LEXICAL_SCHEME,
+                "owners": [owner] if owner else [],
                 "schema_version": SCHEMA_VERSION,
                 "kb": self.name,
             },
@@ -286,6 +297,8 @@ class KnowledgeBase:
         if query.empty():
             return []
         present = self.vector_names()
+        if filters and filters.owner and self.metadata().get("owners") == [filters.owner]:
+            filters = dataclasses.replace(filters, owner=None)  # every point is this owner's
         flt = filters.to_qdrant() if filters else None
         per_space = {k: v for k, v in query.by_space().items() if v and k in present}
         depth = prefetch_limit or max(limit, 50)

@@ -79,6 +79,17 @@ def _caption_for(rect: pymupdf.Rect, blocks: list[Block]) -> str:
     return best[1][:500] if best else ""
 
 
+def _text_inside(rect: pymupdf.Rect, blocks: list[Block]) -> str:
+    """Text of the blocks whose centre lies inside ``rect`` (OCR lines on a scanned figure)."""
+    inside = [
+        clean(b.text)
+        for b in blocks
+        if b.bbox and rect.contains(pymupdf.Point((b.bbox[0] + b.bbox[2]) / 2,
+                                                   (b.bbox[1] + b.bbox[3]) / 2))
+    ]
+    return "\n".join(inside)[:500]
+
+
 def _figures(page: pymupdf.Page, page_no: int, blocks: list[Block]) -> list[Unit]:
     units: list[Unit] = []
     seen: set[tuple[int, int, int, int]] = set()
@@ -96,7 +107,7 @@ def _figures(page: pymupdf.Page, page_no: int, blocks: list[Block]) -> list[Unit
             if key in seen:
                 continue
             seen.add(key)  # type: ignore[arg-type]
-            caption = _caption_for(rect, blocks)
+            caption = _caption_for(rect, blocks) or _text_inside(rect, blocks)
             units.append(
                 Unit(
                     key=f"p{page_no}-fig{len(units)}",
@@ -132,6 +143,8 @@ def extract_pdf(
                     scale = 72.0 / OCR_DPI
                     units += ocr_units(lines, max_chars, page_key, page=page_no, scale=scale)
                     page_text = lines_to_text(lines)
+                    # On a scanned page, what OCR read inside a figure stands in for its text.
+                    blocks = [Block(ln.text, tuple(v * scale for v in ln.bbox)) for ln in lines]
                 else:
                     for i, chunk in enumerate(pack_blocks(blocks, max_chars)):
                         units.append(

@@ -128,7 +128,7 @@ class Ingestor:
         source = source or str(path.resolve())
         doc_id = doc_id_for(source)
         content_hash = sha256_file(path)
-        self.kb.ensure(self.models.record())
+        self.kb.ensure(self.models.record(), owner=self.settings.owner)
         stored = self.kb.doc_versions(doc_id)
         if stored == {content_hash}:
             return FileResult(str(path), "unchanged", doc_id=doc_id)
@@ -144,7 +144,7 @@ class Ingestor:
             doc_id=doc_id,
             points=len(points),
             pages=extraction.pages,
-            images=extraction.images,
+            images=sum(1 for p in points if p.payload["modality"] == "image"),
             warnings=extraction.warnings,
         )
 
@@ -178,11 +178,6 @@ class Ingestor:
         self, extraction: Extraction, doc_id: str, source: str, content_hash: str
     ) -> list[PointRecord]:
         units = extraction.units
-        blob_refs = {
-            u.key: self.blobs.put_image(u.image, max_side=self.settings.thumbnail_px)
-            for u in units
-            if u.image is not None
-        }
         vectors: list[dict[str, Any]] = [{} for _ in units]
         text_idx = [i for i, u in enumerate(units) if u.text.strip()]
         if text_idx:
@@ -199,10 +194,17 @@ class Ingestor:
             sparse = document_vector(units[i].text)
             if sparse is not None:
                 vectors[i][LEXICAL_VECTOR] = sparse
+        # A unit with no vector (an uncaptioned figure in text-bridge mode) is not stored, and
+        # neither is its image unless a stored unit cites it.
+        kept = [(u, v) for u, v in zip(units, vectors, strict=True) if v]
+        cited = {u.key for u, _ in kept} | {u.blob_of for u, _ in kept if u.blob_of}
+        blob_refs = {
+            u.key: self.blobs.put_image(u.image, max_side=self.settings.thumbnail_px)
+            for u in units
+            if u.image is not None and u.key in cited
+        }
         points = []
-        for unit, vecs in zip(units, vectors, strict=True):
-            if not vecs:
-                continue  # nothing to find it by (an image with no text in text-bridge mode)
+        for unit, vecs in kept:
             blob = blob_refs.get(unit.key) or blob_refs.get(unit.blob_of or "")
             payload = {
                 "doc_id": doc_id,
