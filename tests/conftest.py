@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.fixtures_media import make_pdf, make_screenshot  # noqa: E402
+from tests.fixtures_media import SCREENSHOT_LINES, make_pdf, make_screenshot  # noqa: E402
 from tests.tiny_clip import build_tiny_clip  # noqa: E402
 from vistarag.agent.qdrant import close_all  # noqa: E402
 from vistarag.agent.settings import Settings  # noqa: E402
@@ -45,10 +45,7 @@ def joint_settings(tmp_path: Path, tiny_clip_dir: Path) -> Settings:
 
 @pytest.fixture
 def screenshot(tmp_path: Path) -> Path:
-    return make_screenshot(
-        tmp_path / "settings_screen.png",
-        ["Network Settings", "Proxy server: proxy.internal:3128", "Error code QX-4471: certificate expired"],
-    )
+    return make_screenshot(tmp_path / "settings_screen.png", SCREENSHOT_LINES)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The knowledge base as a LangChain retriever: the standard langchain-tests suite, plus metadata."""
+"""The knowledge base as a LangChain retriever: the langchain-tests suite, plus metadata."""
 
 from __future__ import annotations
 
