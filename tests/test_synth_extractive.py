@@ -143,3 +143,16 @@ def test_parse_citations_forms_and_range():
     assert citations[1].hit_id == "h2"
     assert parse_citations("No citations here.", hits) == []
     assert [c.n for c in parse_citations("see [1; 3]", hits)] == [1, 3]
+
+
+def test_wrapped_pdf_lines_are_joined_and_repeats_dropped() -> None:
+    text = (
+        "Boots Self-Locking Nut\nThe Boots self-locking nut is of one piece, all-metal\n"
+        "construction designed to hold tight despite severe vibration."
+    )
+    hits = [text_hit(1, text), text_hit(2, "## Boots Self-Locking Nut", page=4)]
+    answer = ExtractiveSynthesizer().answer_text(
+        SynthesisRequest(question="How does the Boots self-locking nut hold tight?", hits=hits)
+    )
+    assert "all-metal construction designed to hold tight" in answer
+    assert answer.count("Boots Self-Locking Nut") <= 1, answer

@@ -70,14 +70,39 @@ def terms(text: str) -> set[str]:
     return out
 
 
+_WRAPPED_LINE = re.compile(r"(?<=[^\s.!?:;])\n(?=[a-z(])")
+_NORMAL = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def _normal(text: str) -> str:
+    return _NORMAL.sub(" ", text.lower()).strip()
+
+
 def sentences(text: str) -> list[str]:
-    """Sentences and lines of ``text``, whitespace collapsed, very short fragments dropped."""
+    """Sentences and lines of ``text``, whitespace collapsed, very short fragments dropped.
+
+    A line break inside a sentence (PDF layout wraps) is joined; UI and OCR lines stay apart.
+    """
     out = []
-    for piece in _SENTENCE_SPLIT.split(text):
+    for piece in _SENTENCE_SPLIT.split(_WRAPPED_LINE.sub(" ", text)):
         piece = " ".join(piece.split())
         if len(piece) >= 3 and _WORD.search(piece):
             out.append(piece)
     return out
+
+
+class _Seen:
+    """Quotes already chosen; a sentence repeating one (or contained in one) counts as seen."""
+
+    def __init__(self) -> None:
+        self._texts: list[str] = []
+
+    def add(self, sentence: str) -> None:
+        self._texts.append(_normal(sentence))
+
+    def __contains__(self, sentence: str) -> bool:
+        text = _normal(sentence)
+        return any(text in seen or (seen and seen in text) for seen in self._texts)
 
 
 def _quote(sentence: str) -> str:
@@ -127,23 +152,23 @@ class ExtractiveSynthesizer:
         ranked = sorted(candidates, key=lambda c: (-c.score, c.rank, c.order))
         chosen: list[_Candidate] = []
         per_source: dict[int, int] = {}
-        seen: set[str] = set()
+        seen: _Seen = _Seen()
 
         def take(cand: _Candidate) -> None:
             chosen.append(cand)
-            seen.add(cand.sentence.lower())
+            seen.add(cand.sentence)
             per_source[cand.rank] = per_source.get(cand.rank, 0) + 1
 
         for cand in ranked:
             if len(chosen) >= MAX_EXTRACTS or cand.score <= 0:
                 break
-            if cand.sentence.lower() not in seen and per_source.get(cand.rank, 0) < MAX_PER_SOURCE:
+            if cand.sentence not in seen and per_source.get(cand.rank, 0) < MAX_PER_SOURCE:
                 take(cand)
         if not chosen:
             for cand in sorted(candidates, key=lambda c: (c.order, c.rank)):
                 if len(chosen) >= MIN_EXTRACTS or cand.order > 0:
                     break
-                if cand.sentence.lower() not in seen:
+                if cand.sentence not in seen:
                     take(cand)
             return chosen
         if len(chosen) < MIN_EXTRACTS:
@@ -153,7 +178,7 @@ class ExtractiveSynthesizer:
                 for c in candidates
                 if c.rank == best.rank
                 and c.order in (best.order + 1, best.order - 1)
-                and c.sentence.lower() not in seen
+                and c.sentence not in seen
                 and len(c.sentence.split()) >= MIN_FILLER_WORDS
             ]
             if near:
