@@ -272,7 +272,7 @@ def bench_search(sizes: list[int], home: Path, queries: int, seed: int) -> None:
     engine = Engine(bench_settings(home))
     kb = engine.kb()
     record = engine.models.record()
-    kb.ensure(record)
+    kb.ensure(record, owner=engine.settings.owner)
     text_dim, joint_dim = int(record["text_dim"]), int(record["joint_dim"] or 0)
     lexical = LEXICAL_VECTOR in kb.vector_names()
     rng = np.random.default_rng(seed)
