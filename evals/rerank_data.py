@@ -391,14 +391,16 @@ def _mutate(lines: list[str], pool: list[str], rng: random.Random) -> list[str]:
 
 
 def ocr_screenshots(shot_dir: Path) -> dict[str, list[str]]:
-    """OCR lines of each real screenshot (rapidocr)."""
-    from rapidocr import RapidOCR
+    """OCR lines of each real screenshot (the app's RapidOCR engine)."""
+    from PIL import Image
 
-    engine = RapidOCR()
+    from vistarag.agent.ocr import get_ocr
+
+    engine = get_ocr()
     out: dict[str, list[str]] = {}
     for path in sorted(shot_dir.glob("*.png")):
-        res = engine(str(path))
-        out[path.name] = [t for t in (res.txts or []) if t.strip()]
+        with Image.open(path) as image:
+            out[path.name] = [line.text for line in engine.read(image)]
     return out
 
 

@@ -28,6 +28,7 @@ from vistarag.agent.types import Hit
 from vistarag.graphs.state import RESET, VistaContext, VistaState
 from vistarag.graphs.turn import (
     BLOB_SCHEME,
+    blob_refs,
     detect_modality,
     history,
     human_message,
@@ -140,7 +141,7 @@ class Nodes:
     def _image_blob(self, ref: str) -> str:
         """Every query image becomes a blob ref (checked like an ingested image)."""
         if ref.startswith(BLOB_SCHEME):
-            if not self.engine.blobs.exists(ref[len(BLOB_SCHEME) :]):
+            if not self.engine.blobs.exists(ref.removeprefix(BLOB_SCHEME)):
                 raise VistaRAGError(f"unknown image reference {ref}")
             return ref
         image = self.engine.load_query_image(Path(ref))
@@ -168,8 +169,8 @@ class Nodes:
 
     def encode_query(self, state: VistaState, runtime: Runtime[VistaContext]) -> dict[str, Any]:
         """Text into the text and joint spaces; images into the joint space plus their OCR text."""
-        images = [self.engine.blobs.open_image(ref[len(BLOB_SCHEME) :])
-                  for ref in state.get("query_images") or []]
+        images = [self.engine.blobs.open_image(ref)
+                  for ref in blob_refs(state.get("query_images") or [])]
         encoded = self.engine.encode(state.get("retrieval_text") or "", images)
         return {"query_vectors": encoded.vectors.to_json(),
                 "query_image_text": encoded.image_text}
@@ -198,9 +199,10 @@ class Nodes:
         ctx = self._ctx(runtime)
         query = self._encoded(state)
         k = ctx.top_k or self.engine.settings.top_k
-        image_refs = [r[len(BLOB_SCHEME) :] for r in state.get("query_images") or []]
         hits = self.engine.reranker.rerank(
-            RerankQuery(text=query.rerank_text, image_refs=image_refs),
+            RerankQuery(
+                text=query.rerank_text, image_refs=blob_refs(state.get("query_images") or [])
+            ),
             _hits(state.get("hits")),
             top_k=k,
         )
@@ -214,7 +216,7 @@ class Nodes:
         request = SynthesisRequest(
             question=state.get("query_text") or "",
             hits=_hits(state.get("reranked")),
-            user_images=[r[len(BLOB_SCHEME) :] for r in state.get("query_images") or []],
+            user_images=blob_refs(state.get("query_images") or []),
             user_image_text=list(state.get("query_image_text") or []),
             history=history(list(state.get("messages") or [])),
         )

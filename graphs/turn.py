@@ -68,11 +68,9 @@ def store_image_ref(ref: str, blobs: BlobStore) -> str:
     return ref
 
 
-def image_path(ref: str, blobs: BlobStore) -> Path:
-    """Filesystem path of an image reference (a blob ref or a plain path)."""
-    if ref.startswith(BLOB_SCHEME):
-        return blobs.path(ref[len(BLOB_SCHEME) :])
-    return Path(ref)
+def blob_refs(refs: list[str]) -> list[str]:
+    """Blob store references of ``blob:`` image references."""
+    return [ref.removeprefix(BLOB_SCHEME) for ref in refs if ref.startswith(BLOB_SCHEME)]
 
 
 def human_message(text: str, images: list[str], files: list[str]) -> HumanMessage:
