@@ -335,7 +335,12 @@ def kb_reindex(name: Annotated[str, typer.Argument()] = "default") -> None:
 
 
 def main() -> None:
-    app()
+    """Console entry point: domain errors become one clear line and exit code 2."""
+    try:
+        app()
+    except VistaRAGError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

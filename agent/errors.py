@@ -26,3 +26,7 @@ class KnowledgeBaseNotFound(VistaRAGError):
 
 class SynthesisUnavailable(VistaRAGError):
     """The configured vision-language model could not be reached after retries."""
+
+
+class StoreBusyError(VistaRAGError):
+    """The embedded index is locked by another process."""

@@ -8,6 +8,7 @@ import warnings
 
 from qdrant_client import QdrantClient
 
+from vistarag.agent.errors import StoreBusyError
 from vistarag.agent.settings import Settings
 
 _clients: dict[str, QdrantClient] = {}
@@ -28,9 +29,19 @@ def get_client(settings: Settings) -> QdrantClient:
                 client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
             else:
                 settings.qdrant_dir.mkdir(parents=True, exist_ok=True)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    client = QdrantClient(path=str(settings.qdrant_dir))
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        client = QdrantClient(path=str(settings.qdrant_dir))
+                except RuntimeError as exc:
+                    if "already accessed" not in str(exc):
+                        raise
+                    raise StoreBusyError(
+                        f"the index in {settings.qdrant_dir} is open in another process "
+                        "(embedded Qdrant serves one process at a time). Close the other "
+                        "VistaRAG process (UI, ask, ingest), or run a Qdrant server and set "
+                        "QDRANT_URL for concurrent use."
+                    ) from exc
             _clients[key] = client
         return client
 
