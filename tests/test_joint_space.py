@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.tiny_clip import build_tiny_clip_hub_layout
 from vistarag.agent.embeddings import JointModelStatus, load_joint_embedder
 from vistarag.agent.engine import Engine
 from vistarag.agent.index import field_filter
@@ -186,3 +187,14 @@ def test_text_bridge_collection_has_only_text_vectors(settings: Settings, screen
     encoded = engine.encode("certificate expired")
     assert len(encoded.vectors.text) == 1 and not encoded.vectors.joint
     assert engine.search("certificate expired", k=1)[0].source == str(screenshot.resolve())
+
+
+def test_hub_layout_of_clip_vit_b_32_loads_through_the_same_code(tmp_path: Path) -> None:
+    """The default joint model's on-disk layout (legacy CLIPModel module) loads and embeds."""
+    path = build_tiny_clip_hub_layout(tmp_path / "clip-ViT-B-32")
+    embedder = load_joint_embedder(str(path))
+    assert embedder is not None and embedder.accepts_images
+    image_vec = embedder.encode_document([Image.new("RGB", (64, 48), "red")])
+    text_vec = embedder.encode_query(["a red square"])
+    assert image_vec.shape == text_vec.shape == (1, 16)
+    assert abs(float((image_vec**2).sum()) - 1.0) < 1e-4

@@ -66,3 +66,48 @@ def build_tiny_clip(root: Path, projection_dim: int = 16) -> Path:
     st_dir = root / "st"
     SentenceTransformer(modules=[Transformer(str(hf_dir))], device="cpu").save(str(st_dir))
     return st_dir
+
+
+def build_tiny_clip_hub_layout(root: Path, projection_dim: int = 16) -> Path:
+    """The same tiny CLIP in the layout of the hub's ``sentence-transformers/clip-ViT-B-32``.
+
+    That repo predates sentence-transformers v5: ``modules.json`` names the legacy
+    ``sentence_transformers.models.CLIPModel`` module stored in ``0_CLIPModel/`` with a
+    ``preprocessor_config.json`` and slow-tokenizer files (``vocab.json``, ``merges.txt``).
+    """
+    import json
+
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    vocab, merges = _vocab_and_merges()
+    module_dir = root / "0_CLIPModel"
+    module_dir.mkdir(parents=True, exist_ok=True)
+    eos = vocab["<|endoftext|>"]
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 77,
+            "eos_token_id": eos, "bos_token_id": vocab["<|startoftext|>"], "pad_token_id": eos,
+        },
+        vision_config={
+            "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "image_size": 32, "patch_size": 8,
+        },
+        projection_dim=projection_dim,
+    )
+    CLIPModel(config).save_pretrained(module_dir)
+    CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(module_dir)
+    CLIPTokenizer(vocab=vocab, merges=merges).save_pretrained(module_dir)
+    (module_dir / "vocab.json").write_text(json.dumps(vocab))
+    (module_dir / "merges.txt").write_text(
+        "#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n"
+    )
+    (root / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "0_CLIPModel",
+         "type": "sentence_transformers.models.CLIPModel"}
+    ]))
+    return root
