@@ -14,7 +14,7 @@ from vistarag.agent.settings import Settings
 from vistarag.agent.synth.base import Synthesizer
 from vistarag.agent.synth.factory import make_synthesizer
 from vistarag.graphs.nodes import Nodes, route_after_detect, route_after_rerank, timed
-from vistarag.graphs.state import OutputState, TurnInput, VistaContext, VistaState
+from vistarag.graphs.state import OutputState, TurnInput, VistaContext, state_schema
 
 NODE_NAMES = ("detect_modality", "ingest_attachments", "encode_query", "retrieve", "rerank",
               "synthesize", "not_found")
@@ -35,11 +35,12 @@ def build_graph(
     engine = engine or Engine(settings)
     synthesizer = synthesizer or make_synthesizer(engine.settings, engine.blobs)
     nodes = Nodes(engine, synthesizer)
+    schema = state_schema(engine.blobs)
     graph = StateGraph(
-        VistaState, context_schema=VistaContext, input_schema=TurnInput, output_schema=OutputState
+        schema, context_schema=VistaContext, input_schema=TurnInput, output_schema=OutputState
     )
     for name in NODE_NAMES:
-        graph.add_node(name, timed(name)(getattr(nodes, name)))
+        graph.add_node(name, timed(name)(getattr(nodes, name)), input_schema=schema)
     graph.add_edge(START, "detect_modality")
     graph.add_conditional_edges("detect_modality", route_after_detect,
                                 ["ingest_attachments", "encode_query"])

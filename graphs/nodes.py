@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -247,11 +247,13 @@ class Nodes:
 
 
 # ---- routing (no I/O) ------------------------------------------------------------------------
-def route_after_detect(state: VistaState) -> str:
+# Typed as Mapping, not VistaState: the compiled graph's schema carries reducers bound to its blob
+# store, and LangGraph would read a VistaState annotation as a second, conflicting schema.
+def route_after_detect(state: Mapping[str, Any]) -> str:
     return "ingest_attachments" if state.get("pending_files") else "encode_query"
 
 
-def route_after_rerank(state: VistaState) -> str:
+def route_after_rerank(state: Mapping[str, Any]) -> str:
     if state.get("reranked") or state.get("query_images"):
         return "synthesize"
     return "not_found"

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
+
+from vistarag.agent.blobs import BlobStore
+from vistarag.graphs.turn import store_image_ref, without_inline_images
 
 RESET = "__reset__"
 
@@ -89,3 +92,18 @@ class VistaContext:
     top_n: int | None = None
     modality: list[str] | None = None
     owner: str | None = None
+
+
+def state_schema(blobs: BlobStore) -> type:
+    """``VistaState`` whose reducers store inline images as blobs before anything is saved."""
+
+    def messages_reducer(left: list[AnyMessage], right: Any) -> list[AnyMessage]:
+        return add_messages(left, without_inline_images(right, blobs))
+
+    def images_reducer(_: list[str] | None, right: list[str] | None) -> list[str]:
+        return [store_image_ref(ref, blobs) for ref in right or []]
+
+    fields = get_type_hints(VistaState, include_extras=True)
+    fields["messages"] = Annotated[list[AnyMessage], messages_reducer]
+    fields["images"] = Annotated[list[str], images_reducer]
+    return TypedDict("VistaState", fields, total=False)  # type: ignore[operator]

@@ -124,3 +124,32 @@ def history(messages: list[AnyMessage], limit: int = 6) -> list[dict[str, str]]:
     if out and out[-1]["role"] == "user":
         out = out[:-1]
     return out[-limit:]
+
+
+def without_inline_images(messages: Any, blobs: BlobStore) -> Any:
+    """The same messages with inline (base64 / data URL) images stored as blobs and referenced.
+
+    Runs inside the messages reducer, so image bytes never reach a checkpoint, not even the
+    one LangGraph writes for the raw input.
+    """
+    items = messages if isinstance(messages, list) else [messages]
+    out = []
+    for message in items:
+        content = getattr(message, "content", None)
+        if isinstance(content, list) and any(_is_inline_image(b) for b in content):
+            blocks = [
+                {"type": "image", "url": store_image_ref(_image_ref(b) or "", blobs)}
+                if _is_inline_image(b) else b
+                for b in content
+            ]
+            message = message.model_copy(update={"content": blocks})
+        out.append(message)
+    return out if isinstance(messages, list) else out[0]
+
+
+def _is_inline_image(block: Any) -> bool:
+    if not isinstance(block, dict) or block.get("type") not in ("image", "image_url"):
+        return False
+    if block.get("base64"):
+        return True
+    return (_image_ref(block) or "").startswith("data:")

@@ -95,6 +95,19 @@ def test_screenshot_question_works_with_an_empty_knowledge_base(graph, corpus) -
     assert out["synthesizer"] == "extractive"
 
 
+def test_data_url_in_images_never_reaches_a_checkpoint(engine, corpus) -> None:
+    import base64
+
+    data = base64.b64encode(Path(corpus["shot"]).read_bytes()).decode()
+    g = build_graph(engine=engine, checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "data-url"}}
+    out = g.invoke({"images": [f"data:image/png;base64,{data}"]}, config,
+                   context=VistaContext(kb="empty-kb"))
+    assert "Network Settings" in out["answer"] and "(from your image)" in out["answer"]
+    for snapshot in g.get_state_history(config):
+        assert data[:200] not in json.dumps(snapshot.values, default=str), snapshot.metadata
+
+
 def test_image_only_turn_and_no_image_bytes_in_checkpoints(engine, corpus) -> None:
     saver = InMemorySaver()
     g = build_graph(engine=engine, checkpointer=saver)
@@ -195,3 +208,24 @@ def test_astream_events_as_a_runnable(graph) -> None:
         return names
 
     assert asyncio.run(run()) == ["retrieve", "synthesize"]
+
+
+def test_base64_image_block_is_stored_as_a_blob_reference(engine, corpus) -> None:
+    import base64
+
+    data = base64.b64encode(Path(corpus["shot"]).read_bytes()).decode()
+    message = HumanMessage(content=[
+        {"type": "text", "text": "Which proxy server is configured?"},
+        {"type": "image", "base64": data, "mime_type": "image/png"},
+    ])
+    saver = InMemorySaver()
+    g = build_graph(engine=engine, checkpointer=saver)
+    config = {"configurable": {"thread_id": "b64"}}
+    out = g.invoke({"messages": [message]}, config, context=VistaContext(kb="empty-kb"))
+    assert out["modality"] == "text+image"
+    assert "proxy.internal:3128" in out["answer"]
+    stored = g.get_state(config).values["messages"][0]
+    assert stored.id == out["messages"][0].id
+    for snapshot in g.get_state_history(config):  # not even the raw-input checkpoint
+        assert data[:200] not in json.dumps(snapshot.values, default=str), snapshot.metadata
+    assert any(b.get("url", "").startswith("blob:") for b in stored.content if isinstance(b, dict))
