@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vistarag.agent.errors import VistaRAGError
+from vistarag.agent.types import Citation, Hit
+
+if TYPE_CHECKING:  # heavy modules load lazily, so --help stays fast
+    from vistarag.agent.engine import Engine
+    from vistarag.agent.ingest.pipeline import FileResult
 
 app = typer.Typer(
     help="VistaRAG: chat with your documents, screenshots and images.",
@@ -30,7 +35,7 @@ KbOpt = Annotated[str | None, typer.Option("--kb", help="Knowledge base name (de
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _engine(kb: str | None = None):  # type: ignore[no-untyped-def]
+def _engine(kb: str | None = None) -> Engine:
     from vistarag.agent.engine import Engine
     from vistarag.agent.settings import Settings
 
@@ -70,7 +75,7 @@ def ingest(
         def on_file(path: Path) -> None:
             progress.update(task, description=path.name)
 
-        def on_result(result) -> None:  # type: ignore[no-untyped-def]
+        def on_result(result: FileResult) -> None:
             where, message = escape(result.path), escape(result.message)
             if result.status == "error":
                 progress.console.print(f"[red]error[/red] {where}: {message}")
@@ -96,7 +101,7 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _print_hits(hits, title: str) -> None:  # type: ignore[no-untyped-def]
+def _print_hits(hits: list[Hit], title: str) -> None:
     table = Table(title=title, show_lines=False)
     for col in ("#", "score", "modality", "where", "text"):
         table.add_column(col, overflow="fold")
@@ -140,7 +145,10 @@ def search(
         _print_hits(hits, f"{query or 'image query'}  ({engine.settings.kb})")
 
 
-def _search_batch(engine, batch: Path, k: int, modality, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _search_batch(
+    engine: Engine, batch: Path, k: int, modality: list[str] | None, as_json: bool
+) -> None:
+    """One query per JSONL line; a bad line is reported and the batch goes on."""
     if not batch.is_file():
         raise VistaRAGError(f"{batch}: batch file not found")
     for line_no, line in enumerate(batch.read_text(encoding="utf-8").splitlines(), 1):
@@ -152,26 +160,17 @@ def _search_batch(engine, batch: Path, k: int, modality, as_json: bool) -> None:
             qid = item.get("id", line_no)
             images = [engine.load_query_image(item["image"])] if item.get("image") else []
             hits = engine.search(item.get("query", ""), images, k=k, modality=modality)
-            record = {"id": qid, "hits": [h.to_public() for h in hits]}
         except (ValueError, KeyError, AttributeError, VistaRAGError) as exc:
-            record = {"id": qid, "error": f"{batch}:{line_no}: {exc}"}
-            err.print(f"[red]error[/red] {escape(record['error'])}")
+            error = f"{batch}:{line_no}: {exc}"
+            err.print(f"[red]error[/red] {escape(error)}")
+            if as_json:
+                print(json.dumps({"id": qid, "error": error}, ensure_ascii=False), flush=True)
+            continue
         if as_json:
+            record = {"id": qid, "hits": [h.to_public() for h in hits]}
             print(json.dumps(record, ensure_ascii=False), flush=True)
-        elif "hits" in record:
-            _print_hits([_PublicHit(h) for h in record["hits"]], str(record["id"]))
-
-
-class _PublicHit:
-    """Adapter so batch table output reuses the hit table."""
-
-    def __init__(self, data: dict) -> None:
-        from vistarag.agent.types import Hit
-
-        self._hit = Hit(**{k: v for k, v in data.items() if k in Hit.model_fields})
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self._hit, name)
+        else:
+            _print_hits(hits, str(qid))
 
 
 @app.command()
@@ -240,12 +239,9 @@ def ask(
         table = Table(title="sources", show_lines=False)
         for col in ("#", "modality", "where", "snippet"):
             table.add_column(col, overflow="fold")
-        from vistarag.agent.types import Hit
-
-        for c in citations:
-            where = Hit(id=c["hit_id"], score=0, **{k: c[k] for k in (
-                "modality", "doc_id", "source", "page", "bbox", "t_start", "t_end")}).locator()
-            table.add_row(str(c["n"]), c["modality"], where, " ".join(c["snippet"].split())[:120])
+        for c in map(Citation.model_validate, citations):
+            snippet = " ".join(c.snippet.split())[:120]
+            table.add_row(str(c.n), c.modality, c.locator(), snippet)
         out.print(table)
     err.print(f"[dim]thread {thread_id} - follow up with --thread {thread_id}[/dim]")
 

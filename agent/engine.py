@@ -20,6 +20,7 @@ from vistarag.agent.ingest.images import open_image
 from vistarag.agent.ingest.pipeline import Ingestor
 from vistarag.agent.models import Models
 from vistarag.agent.query import EncodedQuery, encode_query
+from vistarag.agent.rerank import Reranker, RerankQuery
 from vistarag.agent.settings import Settings
 from vistarag.agent.types import MODALITIES, Hit
 
@@ -43,7 +44,7 @@ class Engine:
         return Ingestor(self.settings, self.models, self.kb(kb), self.blobs)
 
     @cached_property
-    def reranker(self):  # type: ignore[no-untyped-def]
+    def reranker(self) -> Reranker:
         from vistarag.agent.rerank import make_reranker
 
         return make_reranker(
@@ -81,8 +82,6 @@ class Engine:
         return base.search(query.vectors, limit=n, filters=filters, prefetch_limit=max(n, 50))
 
     def rerank(self, query: EncodedQuery, hits: list[Hit], k: int | None = None) -> list[Hit]:
-        from vistarag.agent.rerank import RerankQuery
-
         k = k or self.settings.top_k
         rq = RerankQuery(text=query.rerank_text, image_refs=[])
         return self.reranker.rerank(rq, hits, top_k=k)

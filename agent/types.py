@@ -11,6 +11,25 @@ MODALITIES: tuple[str, ...] = ("text", "image", "page", "keyframe")
 IMAGE_MODALITIES: frozenset[str] = frozenset({"image", "page", "keyframe"})
 
 
+def locator(
+    source: str,
+    page: int | None = None,
+    bbox: list[float] | None = None,
+    t_start: float | None = None,
+    t_end: float | None = None,
+) -> str:
+    """Human-readable location: ``file.pdf p.3 [x0,y0,x1,y1]`` or ``clip.mp4 @ 12.0-14.0s``."""
+    parts = [source.replace("\\", "/").rsplit("/", 1)[-1]]
+    if page is not None:
+        parts.append(f"p.{page}")
+    if t_start is not None:
+        end = f"-{t_end:.1f}" if t_end is not None else ""
+        parts.append(f"@ {t_start:.1f}{end}s")
+    if bbox:
+        parts.append("[" + ",".join(f"{v:.0f}" for v in bbox) + "]")
+    return " ".join(parts)
+
+
 class Hit(BaseModel):
     """One retrieved point with everything needed to cite it."""
 
@@ -50,16 +69,7 @@ class Hit(BaseModel):
         }
 
     def locator(self) -> str:
-        """Human-readable location: ``file.pdf p.3 [x0,y0,x1,y1]`` or ``clip.mp4 @ 12.0s``."""
-        parts = [self.source.rsplit("/", 1)[-1]]
-        if self.page is not None:
-            parts.append(f"p.{self.page}")
-        if self.t_start is not None:
-            end = f"-{self.t_end:.1f}" if self.t_end is not None else ""
-            parts.append(f"@ {self.t_start:.1f}{end}s")
-        if self.bbox:
-            parts.append("[" + ",".join(f"{v:.0f}" for v in self.bbox) + "]")
-        return " ".join(parts)
+        return locator(self.source, self.page, self.bbox, self.t_start, self.t_end)
 
 
 class Citation(BaseModel):
@@ -76,6 +86,9 @@ class Citation(BaseModel):
     t_end: float | None = None
     blob: str | None = None
     snippet: str = ""
+
+    def locator(self) -> str:
+        return locator(self.source, self.page, self.bbox, self.t_start, self.t_end)
 
     @classmethod
     def from_hit(cls, n: int, hit: Hit, snippet_chars: int = 240) -> Citation:

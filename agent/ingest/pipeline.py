@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from PIL import Image
+from qdrant_client import models
+
 from vistarag.agent.blobs import BlobStore, sha256_file
 from vistarag.agent.errors import IngestError
 from vistarag.agent.index import KnowledgeBase, PointRecord, field_filter, point_id
@@ -229,7 +232,8 @@ class Ingestor:
         flt = field_filter(doc_id=doc_id, content_hash=content_hash)
         self._delete_where(flt)
 
-    def _delete_where(self, flt) -> int:  # type: ignore[no-untyped-def]
+    def _delete_where(self, flt: models.Filter) -> int:
+        """Delete matching points, then the blobs no remaining point references."""
         refs = {p.payload.get("blob") for p in self.kb.scroll(flt, fields=["blob"])} - {None}
         count = self.kb.count(flt)
         self.kb.delete_points(flt)
@@ -245,6 +249,7 @@ class Ingestor:
         return self._delete_where(field_filter(doc_id=doc_id))
 
 
-def _rgb(unit: Unit):  # type: ignore[no-untyped-def]
+def _rgb(unit: Unit) -> Image.Image:
     image = unit.image
-    return image if image is None or image.mode == "RGB" else image.convert("RGB")
+    assert image is not None
+    return image if image.mode == "RGB" else image.convert("RGB")
