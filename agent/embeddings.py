@@ -103,8 +103,14 @@ class SentenceEmbedder:
 def load_text_embedder(spec: str, device: str | None = None) -> SentenceEmbedder:
     """The text-space embedder; the packaged MiniLM by default. Never downloads when on disk."""
     path = resolve_text_model(spec)
-    local = Path(path).exists() or _hub_offline()
-    return SentenceEmbedder(spec, _load_sentence_transformer(path, device, local_only=local))
+    local = Path(path).exists() or _hub_offline() or not _hub_reachable(3.0)
+    try:
+        return SentenceEmbedder(spec, _load_sentence_transformer(path, device, local_only=local))
+    except Exception as exc:
+        raise VistaRAGError(
+            f"text model {spec!r} could not be loaded ({exc.__class__.__name__}: {exc}). Use the "
+            "packaged one (VISTARAG_TEXT_MODEL=packaged:all-MiniLM-L6-v2) or a local directory."
+        ) from exc
 
 
 def _hub_offline() -> bool:

@@ -198,3 +198,11 @@ def test_hub_layout_of_clip_vit_b_32_loads_through_the_same_code(tmp_path: Path)
     text_vec = embedder.encode_query(["a red square"])
     assert image_vec.shape == text_vec.shape == (1, 16)
     assert abs(float((image_vec**2).sum()) - 1.0) < 1e-4
+
+
+def test_unloadable_text_model_is_a_clear_error() -> None:
+    from vistarag.agent.embeddings import load_text_embedder
+    from vistarag.agent.errors import VistaRAGError
+
+    with pytest.raises(VistaRAGError, match="VISTARAG_TEXT_MODEL=packaged"):
+        load_text_embedder("no-such-org/no-such-model")
