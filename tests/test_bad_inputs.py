@@ -251,3 +251,13 @@ def test_cli_error_line_names_a_file_with_brackets(tmp_path: Path) -> None:
     result = _cli_ingest(tmp_path, [bad, good], columns="400")
     assert result.exit_code == 1
     assert f"error {bad}: not a readable image" in result.stderr, result.stderr
+
+
+def test_pdf_over_the_page_limit(batch, tmp_path: Path) -> None:
+    from tests.fixtures_media import make_pdf
+
+    settings = batch.settings.model_copy(update={"max_pdf_pages": 2})
+    result = Engine(settings).ingestor().ingest_file(make_pdf(tmp_path / "three_pages.pdf"))
+    assert result.status == "error"
+    assert "3 pages, over the limit of 2" in result.message
+    assert "VISTARAG_MAX_PDF_PAGES" in result.message
