@@ -60,3 +60,18 @@ def test_modality_filter_returns_only_images() -> None:
     docs = retriever.invoke("revenue by quarter chart")
     assert docs and {d.metadata["modality"] for d in docs} == {"image"}
     assert Path(docs[0].metadata["source"]).name == "revenue_chart_2024.png"
+
+
+def test_knowledge_base_as_a_langchain_qdrant_vectorstore() -> None:
+    from langchain_core.vectorstores import VectorStore
+
+    from vistarag.tools import as_vectorstore
+
+    store = as_vectorstore(_STATE["engine"])
+    assert isinstance(store, VectorStore)
+    docs = store.similarity_search("How often is each lorry inspected?", k=3)
+    assert "40,000 kilometres" in docs[0].page_content
+    assert docs[0].metadata["page"] == 2 and docs[0].metadata["modality"] in ("text", "page")
+    assert Path(docs[0].metadata["source"]).name == "zephyr_report.pdf"
+    mmr = store.max_marginal_relevance_search("invoice number", k=2, fetch_k=10)
+    assert len(mmr) == 2 and any("INV-20931" in d.page_content for d in mmr)

@@ -29,6 +29,7 @@ from vistarag.agent.settings import Settings
 from vistarag.agent.sparse import LEXICAL_VECTOR, document_vector
 
 Status = Literal["added", "replaced", "unchanged", "skipped", "error"]
+CITATION_FIELDS = ("doc_id", "source", "modality", "page", "bbox", "t_start", "t_end", "blob")
 
 
 def doc_id_for(source: str) -> str:
@@ -225,6 +226,9 @@ class Ingestor:
                 "unit": unit.key,
                 **unit.payload,
             }
+            # The citation again under "metadata", where langchain-qdrant's QdrantVectorStore
+            # looks for it, so the collection is usable as a LangChain VectorStore as it is.
+            payload["metadata"] = {key: payload[key] for key in CITATION_FIELDS}
             points.append(PointRecord(point_id(doc_id, content_hash, unit.key), vecs, payload))
         return points
 
