@@ -123,4 +123,4 @@ def extract_image(path: Path, ocr: RapidOcrEngine, max_pixels: int, max_chars: i
         },
     )
     units = [unit, *ocr_units(lines, max_chars, parent_key="image")]
-    return Extraction(units=units, kind="image", images=1)
+    return Extraction(units=units, kind="image")

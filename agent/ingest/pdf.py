@@ -129,7 +129,6 @@ def extract_pdf(
     doc = open_pdf(path, max_pages)
     units: list[Unit] = []
     warnings: list[str] = []
-    images = 0
     try:
         for index in range(doc.page_count):
             page_no = index + 1
@@ -157,9 +156,7 @@ def extract_pdf(
                                 blob_of=page_key,
                             )
                         )
-                figures = _figures(page, page_no, blocks)
-                images += len(figures)
-                units += figures
+                units += _figures(page, page_no, blocks)
                 units.append(
                     Unit(
                         key=page_key,
@@ -186,8 +183,6 @@ def extract_pdf(
             unit.payload.setdefault("title", path.name)
             if title:
                 unit.payload.setdefault("pdf_title", title)
-        return Extraction(
-            units=units, kind="pdf", pages=doc.page_count, images=images, warnings=warnings
-        )
+        return Extraction(units=units, kind="pdf", pages=doc.page_count, warnings=warnings)
     finally:
         doc.close()

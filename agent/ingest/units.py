@@ -36,5 +36,4 @@ class Extraction:
     units: list[Unit]
     kind: str
     pages: int = 0
-    images: int = 0
     warnings: list[str] = field(default_factory=list)
