@@ -103,7 +103,7 @@ def test_data_url_in_images_never_reaches_a_checkpoint(engine, corpus) -> None:
     config = {"configurable": {"thread_id": "data-url"}}
     out = g.invoke({"images": [f"data:image/png;base64,{data}"]}, config,
                    context=VistaContext(kb="empty-kb"))
-    assert "Network Settings" in out["answer"] and "(from your image)" in out["answer"]
+    assert "Network Settings" in out["answer"] and "QX-4471" in out["answer"]
     for snapshot in g.get_state_history(config):
         assert data[:200] not in json.dumps(snapshot.values, default=str), snapshot.metadata
 

@@ -156,3 +156,13 @@ def test_wrapped_pdf_lines_are_joined_and_repeats_dropped() -> None:
     )
     assert "all-metal construction designed to hold tight" in answer
     assert answer.count("Boots Self-Locking Nut") <= 1, answer
+
+
+def test_image_only_turn_reads_out_the_first_lines_of_the_image() -> None:
+    lines = ["Network Settings", "Proxy server: proxy.internal:3128", "Error code QX-4471"]
+    answer = ExtractiveSynthesizer().answer_text(
+        SynthesisRequest(question="", user_image_text=["\n".join(lines)])
+    )
+    for line in lines:
+        assert line in answer
+    assert answer.count("(from your image)") == 3

@@ -165,6 +165,15 @@ class ExtractiveSynthesizer:
             if cand.sentence not in seen and per_source.get(cand.rank, 0) < MAX_PER_SOURCE:
                 take(cand)
         if not chosen:
+            if candidates and all(c.n == 0 for c in candidates):
+                # Only the user's own image to go on (e.g. a screenshot with no question):
+                # read out its first lines.
+                for cand in sorted(candidates, key=lambda c: (c.rank, c.order)):
+                    if len(chosen) >= MAX_EXTRACTS:
+                        break
+                    if cand.sentence not in seen:
+                        take(cand)
+                return chosen
             for cand in sorted(candidates, key=lambda c: (c.order, c.rank)):
                 if len(chosen) >= MIN_EXTRACTS or cand.order > 0:
                     break
