@@ -70,16 +70,18 @@ class Engine:
         doc_ids: Sequence[str] | None = None,
     ) -> list[Hit]:
         """Candidates from Qdrant (RRF over every named vector), before reranking."""
-        base = self.kb(kb)
-        if not base.exists():
-            return []
-        base.check_models(self.models.record())
         for m in modality or ():
             if m not in MODALITIES:
                 raise VistaRAGError(f"unknown modality {m!r}: choose from {', '.join(MODALITIES)}")
+        base = self.kb(kb)
+        if not base.exists():
+            return []
         filters = SearchFilters(modality=modality, doc_ids=doc_ids, owner=self.settings.owner)
         n = limit or self.settings.top_n
-        return base.search(query.vectors, limit=n, filters=filters, prefetch_limit=max(n, 50))
+        return base.search(
+            query.vectors, limit=n, filters=filters, prefetch_limit=max(n, 50),
+            record=self.models.record(),
+        )
 
     def rerank(self, query: EncodedQuery, hits: list[Hit], k: int | None = None) -> list[Hit]:
         k = k or self.settings.top_k

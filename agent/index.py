@@ -149,20 +149,20 @@ class KnowledgeBase:
     def exists(self) -> bool:
         return self.client.collection_exists(self.collection)
 
-    def metadata(self) -> dict[str, Any]:
+    def _info(self) -> models.CollectionInfo:
         if not self.exists():
             raise KnowledgeBaseNotFound(
                 f"knowledge base {self.name!r} does not exist yet: "
                 f"run `vistarag ingest PATH --kb {self.name}`"
             )
-        info = self.client.get_collection(self.collection)
-        return dict(info.config.metadata or {})
+        return self.client.get_collection(self.collection)
+
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._info().config.metadata or {})
 
     def vector_names(self) -> set[str]:
         """Named dense and sparse vectors of the collection."""
-        params = self.client.get_collection(self.collection).config.params
-        dense = set(params.vectors.keys()) if isinstance(params.vectors, dict) else set()
-        return dense | set(params.sparse_vectors or {})
+        return _vector_names(self._info())
 
     def ensure(self, record: dict[str, Any], owner: str | None = None) -> None:
         """Create the collection for these models, or check it was built with them.
@@ -209,9 +209,12 @@ class KnowledgeBase:
             for name, schema in NUMERIC_FIELDS.items():
                 self.client.create_payload_index(self.collection, name, schema)
 
-    def check_models(self, record: dict[str, Any]) -> None:
-        """Raise ModelMismatchError naming the re-index command when models differ."""
-        built = self.metadata()
+    def check_models(self, record: dict[str, Any], built: dict[str, Any] | None = None) -> None:
+        """Raise ModelMismatchError naming the re-index command when models differ.
+
+        ``built`` is the collection's metadata when the caller has already read it.
+        """
+        built = self.metadata() if built is None else built
         diffs = [
             f"{key}: built with {built.get(key)!r}, configured now {record[key]!r}"
             for key in ("text_model", "joint_model")
@@ -289,15 +292,21 @@ class KnowledgeBase:
         limit: int,
         filters: SearchFilters | None = None,
         prefetch_limit: int | None = None,
+        record: dict[str, Any] | None = None,
     ) -> list[Hit]:
         """Prefetch on each named vector present (dense and lexical), fuse with RRF.
 
         Each hit's ``extra["dense"]`` holds its best cosine similarity per space, for rerankers.
+        With ``record`` (the configured models), a knowledge base built with others is refused.
         """
         if query.empty():
             return []
-        present = self.vector_names()
-        if filters and filters.owner and self.metadata().get("owners") == [filters.owner]:
+        info = self._info()  # read once: vectors, models and owners
+        meta = dict(info.config.metadata or {})
+        if record is not None:
+            self.check_models(record, meta)
+        present = _vector_names(info)
+        if filters and filters.owner and meta.get("owners") == [filters.owner]:
             filters = dataclasses.replace(filters, owner=None)  # every point is this owner's
         flt = filters.to_qdrant() if filters else None
         per_space = {k: v for k, v in query.by_space().items() if v and k in present}
@@ -351,6 +360,12 @@ class KnowledgeBase:
             "text_model": meta.get("text_model"),
             "joint_model": meta.get("joint_model"),
         }
+
+
+def _vector_names(info: models.CollectionInfo) -> set[str]:
+    params = info.config.params
+    dense = set(params.vectors.keys()) if isinstance(params.vectors, dict) else set()
+    return dense | set(params.sparse_vectors or {})
 
 
 def _dense_scores(stored: Any, per_space: dict[str, list[np.ndarray]]) -> dict[str, float]:
