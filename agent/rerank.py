@@ -194,17 +194,6 @@ def _contains(text: str, needle: str) -> bool:
     return False
 
 
-def _hit_text(hit: Hit) -> str:
-    """The hit's text, or for image hits without text their OCR / caption from ``extra``."""
-    if hit.text.strip():
-        return hit.text
-    for k in ("ocr_text", "ocr", "caption"):
-        v = hit.extra.get(k)
-        if isinstance(v, str) and v.strip():
-            return v
-    return ""
-
-
 class HybridReranker:
     """Offline default: dense similarity z-scores plus lexical evidence that only counts when
     it is informative (enough of the query's rare terms, identifiers, phrases or the verbatim
@@ -219,7 +208,7 @@ class HybridReranker:
         if not hits:
             return []
         dense = dense_signal(hits, self.config.dense_weights)
-        lexical = lexical_signal(query.text, [_hit_text(h) for h in hits], self.config)
+        lexical = lexical_signal(query.text, [h.content() for h in hits], self.config)
         scores = [d + x for d, x in zip(dense, lexical, strict=True)]
         parts = [
             {"dense": round(d, 4), "lexical": round(x, 4)}
@@ -301,7 +290,7 @@ class CrossEncoderReranker:
         return query.text
 
     def _doc_input(self, hit: Hit) -> Any:
-        text = _hit_text(hit)
+        text = hit.content()
         if hit.is_image and _supports(self.model, "image"):
             img = self._image(hit.blob)
             if img is not None:

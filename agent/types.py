@@ -52,6 +52,19 @@ class Hit(BaseModel):
     def is_image(self) -> bool:
         return self.modality in IMAGE_MODALITIES
 
+    def content(self) -> str:
+        """The hit's text plus any OCR text or caption kept in ``extra`` and not already in it.
+
+        What rerankers score and synthesizers quote; an image hit with no text of its own is
+        represented by its OCR text or caption.
+        """
+        text = self.text or ""
+        for key in ("ocr_text", "ocr", "caption"):
+            value = self.extra.get(key)
+            if isinstance(value, str) and value.strip() and value.strip() not in text:
+                text = f"{text}\n{value.strip()}" if text else value.strip()
+        return text
+
     def to_public(self) -> dict[str, Any]:
         """The JSON shape printed by ``vistarag search --json``."""
         return {

@@ -15,7 +15,6 @@ from vistarag.agent.synth.base import (
     TokenCallback,
     make_result,
 )
-from vistarag.agent.synth.prompt import hit_text
 
 NOT_FOUND = (
     "I found nothing relevant to your question in the indexed documents, so I cannot answer it "
@@ -126,7 +125,7 @@ class ExtractiveSynthesizer:
     def _candidates(self, request: SynthesisRequest) -> list[_Candidate]:
         q_terms = terms(request.question)
         texts: list[tuple[int, str]] = [(0, t) for t in request.user_image_text if t.strip()]
-        texts += [(n, hit_text(h)) for n, h in enumerate(request.hits, start=1)]
+        texts += [(n, h.content()) for n, h in enumerate(request.hits, start=1)]
         rows = [
             (rank, n, order, sentence, terms(sentence))
             for rank, (n, text) in enumerate(texts)

@@ -105,16 +105,6 @@ def _doc_name(hit: Hit) -> str:
     return hit.source.replace("\\", "/").rsplit("/", 1)[-1] or hit.doc_id
 
 
-def hit_text(hit: Hit) -> str:
-    """Text of a hit plus OCR text or caption kept in ``extra`` when not already included."""
-    text = hit.text or ""
-    for key in ("ocr_text", "caption"):
-        extra = hit.extra.get(key)
-        if isinstance(extra, str) and extra.strip() and extra.strip() not in text:
-            text = f"{text}\n{extra.strip()}" if text else extra.strip()
-    return text
-
-
 def fence_source(n: int, hit: Hit, has_image: bool = False) -> str:
     """``<source n=.. doc=.. page=.. modality=..>text</source>`` with the text neutralised."""
     attrs = [f'n="{n}"', f'doc="{_attr(_doc_name(hit))}"']
@@ -124,7 +114,7 @@ def fence_source(n: int, hit: Hit, has_image: bool = False) -> str:
         end = f"-{hit.t_end:.1f}" if hit.t_end is not None else ""
         attrs.append(f'time="{hit.t_start:.1f}{end}s"')
     attrs.append(f'modality="{_attr(hit.modality)}"')
-    body = hit_text(hit).strip()[:MAX_SOURCE_CHARS]
+    body = hit.content().strip()[:MAX_SOURCE_CHARS]
     if not body:
         body = f"(no extracted text; see image [{n}] below)" if has_image else "(no text)"
     return f"<source {' '.join(attrs)}>\n{neutralise(body)}\n</source>"
