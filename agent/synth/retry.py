@@ -7,6 +7,7 @@ The SDK clients are built with ``max_retries=0``; this module decides what is wo
 from __future__ import annotations
 
 import email.utils
+import importlib
 import logging
 import random
 import time
@@ -146,14 +147,23 @@ def classify_status(
 
 def classify_transport(exc: BaseException) -> Failure | None:
     """Timeouts and connection errors raised by httpx/httpx2 (e.g. while reading a stream)."""
-    import httpx
-    import httpx2
-
-    if isinstance(exc, httpx2.TimeoutException | httpx.TimeoutException | TimeoutError):
+    if isinstance(exc, _transport_types("TimeoutException") + (TimeoutError,)):
         return Failure(True, "timed out")
-    if isinstance(exc, httpx2.TransportError | httpx.TransportError | ConnectionError):
+    if isinstance(exc, _transport_types("TransportError") + (ConnectionError,)):
         return Failure(True, f"connection error: {type(exc).__name__}")
     return None
+
+
+def _transport_types(name: str) -> tuple[type[BaseException], ...]:
+    """``httpx.<name>``, plus ``httpx2.<name>`` where the SDKs use it (anthropic 2, openai 3)."""
+    types: list[type[BaseException]] = []
+    for module_name in ("httpx", "httpx2"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # older SDK releases are built on httpx alone
+            continue
+        types.append(getattr(module, name))
+    return tuple(types)
 
 
 def call_with_retries(
