@@ -97,7 +97,9 @@ class AnthropicSynthesizer:
         if transport is not None:
             return transport
         if isinstance(exc, anthropic.AnthropicError):
-            hint = f"check {KEY_ENV}" if isinstance(exc, anthropic.CredentialsError) else None
+            # CredentialsError exists only in recent SDK releases
+            credentials = getattr(anthropic, "CredentialsError", ())
+            hint = f"check {KEY_ENV}" if isinstance(exc, credentials) else None
             return Failure(False, f"{type(exc).__name__}: {exc}", hint=hint)
         return None
 
