@@ -209,7 +209,7 @@ class Nodes:
         hint = state.get("page_hint")
         if hint:
             hits.sort(key=lambda h: not (h.doc_id == hint["doc_id"] and h.page == hint["page"]))
-        return {"reranked": _dump(hits)}
+        return {"reranked": _dump(hits), "sources": _dump(hits)}
 
     def synthesize(self, state: VistaState, runtime: Runtime[VistaContext]) -> dict[str, Any]:
         """The VLM (or the extractive synthesizer) answers with [n] citations, streaming tokens."""

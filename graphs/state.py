@@ -59,6 +59,7 @@ class VistaState(TypedDict, total=False):
     ingested: list[dict[str, Any]]
     hits: list[dict[str, Any]]
     reranked: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
     answer: str
     citations: list[dict[str, Any]]
     synthesizer: str
@@ -76,6 +77,7 @@ class OutputState(TypedDict, total=False):
     citations: list[dict[str, Any]]
     hits: list[dict[str, Any]]
     reranked: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
     synthesizer: str
     notices: list[str]
     timings: dict[str, float]

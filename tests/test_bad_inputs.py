@@ -17,11 +17,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from tests.fixtures_media import make_pdf, make_screenshot
-from vistarag.agent.cli import app
 from vistarag.agent.engine import Engine
 from vistarag.agent.index import field_filter
 from vistarag.agent.qdrant import close_all
 from vistarag.agent.settings import Settings
+from vistarag.ui.cli import app
 
 MAX_PIXELS = 200_000  # the good screenshot (1000x216) fits, the big image (600x400) does not
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from tests.fixtures_media import make_pdf, make_screenshot
 from vistarag.agent.blobs import BlobStore
-from vistarag.agent.cli import app
 from vistarag.agent.qdrant import close_all
+from vistarag.ui.cli import app
 
 PUBLIC_KEYS = {
     "id",

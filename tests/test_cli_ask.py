@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.fixtures_media import SCREENSHOT_LINES, make_pdf, make_screenshot
-from vistarag.agent.cli import app
 from vistarag.agent.qdrant import close_all
+from vistarag.ui.cli import app
 
 
 @pytest.fixture

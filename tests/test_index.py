@@ -11,7 +11,6 @@ import pytest
 from qdrant_client import models as qm
 from typer.testing import CliRunner
 
-from vistarag.agent.cli import app
 from vistarag.agent.engine import Engine
 from vistarag.agent.errors import KnowledgeBaseNotFound, ModelMismatchError, VistaRAGError
 from vistarag.agent.index import (
@@ -28,6 +27,7 @@ from vistarag.agent.index import (
 from vistarag.agent.qdrant import close_all
 from vistarag.agent.settings import Settings
 from vistarag.agent.sparse import LEXICAL_SCHEME, LEXICAL_VECTOR, document_vector, query_vector
+from vistarag.ui.cli import app
 
 RECORD = {"text_model": "text-a", "text_dim": 8, "joint_model": "joint-a", "joint_dim": 4}
 

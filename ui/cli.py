@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vistarag.agent.errors import VistaRAGError
-from vistarag.agent.types import Citation, Hit
+from vistarag.agent.types import Hit
 
 if TYPE_CHECKING:  # heavy modules load lazily, so --help stays fast
     from vistarag.agent.engine import Engine
@@ -189,57 +189,50 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask a question (with screenshots or documents); the answer cites its sources."""
-    import uuid
-
     from vistarag.agent.settings import Settings
     from vistarag.graphs import VistaContext, build_graph, default_checkpointer
+    from vistarag.graphs.runner import TurnEvent, run_turn
 
     if not question and not image:
         _fail(VistaRAGError("give a question, --image PATH, or both"))
     settings = Settings()
-    thread_id = thread or f"cli-{uuid.uuid4().hex[:12]}"
+    streamed = False
+
+    def show(event: TurnEvent) -> None:
+        nonlocal streamed
+        if as_json:
+            return
+        if event.kind == "token":
+            out.print(event.text, end="", markup=False, highlight=False)
+            streamed = True
+        elif event.kind == "ingest":
+            err.print(f"[dim]ingested {escape(event.data.get('path', ''))}: {event.status}[/dim]")
+
     try:
         graph = build_graph(settings, checkpointer=default_checkpointer(settings))
-        turn = {
-            "question": question,
-            "images": [str(p) for p in image or []],
-            "attachments": [str(p) for p in attach or []],
-        }
-        config = {"configurable": {"thread_id": thread_id}}
-        streamed = False
-        for chunk in graph.stream(
-            turn, config, context=VistaContext(kb=kb), stream_mode="custom"
-        ):
-            if chunk.get("type") == "token" and not as_json:
-                out.print(chunk["text"], end="", markup=False, highlight=False)
-                streamed = True
-            elif chunk.get("type") == "ingested" and not as_json:
-                err.print(f"[dim]ingested {escape(chunk['path'])}: {chunk['status']}[/dim]")
-        state = graph.get_state(config).values
+        result = run_turn(
+            graph, question, images=image or [], attachments=attach or [], thread_id=thread,
+            context=VistaContext(kb=kb), on_event=show,
+        )
     except VistaRAGError as exc:
         _fail(exc)
+    thread_id = result.thread_id
     if as_json:
-        print(json.dumps({
-            "answer": state.get("answer", ""),
-            "citations": state.get("citations", []),
-            "hits": state.get("reranked", []),
-            "timings": state.get("timings", {}),
-            "synthesizer": state.get("synthesizer", ""),
-            "modality": state.get("modality", ""),
-            "notices": state.get("notices", []),
-            "thread": thread_id,
-        }, ensure_ascii=False, default=str))
+        payload = result.to_json()
+        payload["hits"] = payload["sources"]
+        payload["thread"] = thread_id
+        print(json.dumps(payload, ensure_ascii=False, default=str))
         return
     if streamed:
         out.print()
-    for notice in state.get("notices") or []:
+    for notice in result.notices:
         err.print(f"[yellow]notice:[/yellow] {escape(notice)}")
-    citations = state.get("citations") or []
+    citations = result.citations
     if citations:
         table = Table(title="sources", show_lines=False)
         for col in ("#", "modality", "where", "snippet"):
             table.add_column(col, overflow="fold")
-        for c in map(Citation.model_validate, citations):
+        for c in citations:
             snippet = " ".join(c.snippet.split())[:120]
             table.add_row(str(c.n), c.modality, c.locator(), snippet)
         out.print(table)
