@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0 || $(BIN)/pip install -q torch
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[all,dev]'
 	touch $@
 
 # The main job on the embedded defaults: generate a sample corpus, ingest it, search, ask.
