@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -21,6 +22,7 @@ from vistarag.agent.ingest.pipeline import Ingestor
 from vistarag.agent.models import Models
 from vistarag.agent.query import EncodedQuery, encode_query
 from vistarag.agent.rerank import Reranker, RerankQuery
+from vistarag.agent.search import BLOB_SCHEME, SearchRequest, SearchResult, put_first, timer
 from vistarag.agent.settings import Settings
 from vistarag.agent.types import MODALITIES, Hit
 
@@ -40,8 +42,12 @@ class Engine:
             self._kbs[name] = KnowledgeBase(self.settings, name)
         return self._kbs[name]
 
-    def ingestor(self, kb: str | None = None) -> Ingestor:
-        return Ingestor(self.settings, self.models, self.kb(kb), self.blobs)
+    def ingestor(self, kb: str | None = None, owner: str | None = None) -> Ingestor:
+        """An ingestor into ``kb`` that writes ``owner`` (default: the settings') on each point."""
+        settings = self.settings
+        if owner and owner != settings.owner:
+            settings = settings.model_copy(update={"owner": owner})
+        return Ingestor(settings, self.models, self.kb(kb), self.blobs)
 
     @cached_property
     def reranker(self) -> Reranker:
@@ -58,49 +64,62 @@ class Engine:
             raise IngestError(str(path), "image file not found")
         return open_image(path, self.settings.max_image_pixels)
 
+    def image_ref(self, image: str | Path | Image.Image) -> str:
+        """A ``blob:`` reference for a query image given as a path, a blob ref or a PIL image."""
+        if isinstance(image, Image.Image):
+            return BLOB_SCHEME + self.blobs.put_image(image, max_side=2048)
+        ref = str(image)
+        if ref.startswith(BLOB_SCHEME):
+            if not self.blobs.exists(ref.removeprefix(BLOB_SCHEME)):
+                raise VistaRAGError(f"unknown image reference {ref}")
+            return ref
+        return BLOB_SCHEME + self.blobs.put_image(self.load_query_image(ref), max_side=2048)
+
     def encode(self, text: str = "", images: Sequence[Image.Image] = ()) -> EncodedQuery:
         return encode_query(self.models, text, list(images))
 
-    def retrieve(
-        self,
-        query: EncodedQuery,
-        kb: str | None = None,
-        limit: int | None = None,
-        modality: Sequence[str] | None = None,
-        doc_ids: Sequence[str] | None = None,
-    ) -> list[Hit]:
-        """Candidates from Qdrant (RRF over every named vector), before reranking."""
-        for m in modality or ():
+    def search(self, request: SearchRequest) -> SearchResult:
+        """Encode the query, retrieve top-N from Qdrant (RRF over every named vector, filtered
+        by owner, documents and modality), rerank to top-k (the query images go to multimodal
+        rerankers), and put a hinted page first."""
+        for m in request.modality or ():
             if m not in MODALITIES:
                 raise VistaRAGError(f"unknown modality {m!r}: choose from {', '.join(MODALITIES)}")
-        base = self.kb(kb)
+        timings: dict[str, float] = {}
+        with timer(timings, "encode_query"):
+            refs = [self.image_ref(image) for image in request.images]
+            images = [self.blobs.open_image(ref.removeprefix(BLOB_SCHEME)) for ref in refs]
+            query = self.encode(request.text, images)
+        base = self.kb(request.kb)
         if not base.exists():
-            return []
-        filters = SearchFilters(modality=modality, doc_ids=doc_ids, owner=self.settings.owner)
-        n = limit or self.settings.top_n
-        return base.search(
-            query.vectors, limit=n, filters=filters, prefetch_limit=max(n, 50),
-            record=self.models.record(),
+            return SearchResult(image_refs=refs, image_text=query.image_text, timings=timings)
+        n = request.top_n or self.settings.top_n
+        with timer(timings, "retrieve"):
+            filters = SearchFilters(
+                modality=request.modality, doc_ids=request.doc_ids,
+                owner=request.owner or self.settings.owner,
+            )
+            candidates = base.search(
+                query.vectors, limit=n, filters=filters, prefetch_limit=max(n, 50),
+                record=self.models.record(),
+            )
+        with timer(timings, "rerank"):
+            rerank_query = RerankQuery(
+                text=query.rerank_text, image_refs=[r.removeprefix(BLOB_SCHEME) for r in refs]
+            )
+            k = request.top_k or self.settings.top_k
+            hits = self.reranker.rerank(rerank_query, candidates, top_k=k)
+        return SearchResult(
+            hits=put_first(hits, request.page_hint), image_refs=refs,
+            image_text=query.image_text, candidates=len(candidates), timings=timings,
         )
 
-    def rerank(self, query: EncodedQuery, hits: list[Hit], k: int | None = None) -> list[Hit]:
-        k = k or self.settings.top_k
-        rq = RerankQuery(text=query.rerank_text, image_refs=[])
-        return self.reranker.rerank(rq, hits, top_k=k)
-
-    def search(
-        self,
-        text: str = "",
-        images: Sequence[Image.Image] = (),
-        k: int | None = None,
-        kb: str | None = None,
-        modality: Sequence[str] | None = None,
-        doc_ids: Sequence[str] | None = None,
+    def find(
+        self, text: str = "", images: Sequence[str | Path | Image.Image] = (),
+        k: int | None = None, **request: Any,
     ) -> list[Hit]:
-        """Encode, retrieve top-N, rerank to top-k."""
-        query = self.encode(text, images)
-        hits = self.retrieve(query, kb=kb, modality=modality, doc_ids=doc_ids)
-        return self.rerank(query, hits, k)
+        """``search(SearchRequest(text, images, top_k=k, **request)).hits``: a shorthand."""
+        return self.search(SearchRequest(text=text, images=list(images), top_k=k, **request)).hits
 
 
 _engines: dict[int, Engine] = {}

@@ -301,7 +301,7 @@ def bench_search(sizes: list[int], home: Path, queries: int, seed: int) -> None:
     limit = engine.settings.top_n
 
     def full(text: object) -> object:
-        return engine.search(str(text))
+        return engine.find(str(text))
 
     def store(vectors: QueryVectors) -> object:
         return kb.search(vectors, limit=limit, filters=owner_filter, prefetch_limit=limit)

@@ -11,13 +11,22 @@ from langgraph.graph.state import CompiledStateGraph
 
 from vistarag.agent.engine import Engine
 from vistarag.agent.settings import Settings
-from vistarag.agent.synth.base import Synthesizer
-from vistarag.agent.synth.factory import make_synthesizer
-from vistarag.graphs.nodes import Nodes, route_after_detect, route_after_rerank, timed
-from vistarag.graphs.state import OutputState, TurnInput, VistaContext, state_schema
+from vistarag.agent.synth.chat import ChatSynthesizer, make_synthesizer
+from vistarag.graphs import nodes
+from vistarag.graphs.agent import agent
+from vistarag.graphs.context import VistaContext
+from vistarag.graphs.routing import route_after_detect, route_after_search, route_to_path
+from vistarag.graphs.services import Services, register
+from vistarag.graphs.state import OutputState, TurnInput, VistaState
 
-NODE_NAMES = ("detect_modality", "ingest_attachments", "encode_query", "retrieve", "rerank",
-              "synthesize", "not_found")
+NODES = {
+    "detect_modality": nodes.detect_modality,
+    "ingest_attachments": nodes.ingest_attachments,
+    "search": nodes.search,
+    "synthesize": nodes.synthesize,
+    "not_found": nodes.not_found,
+    "agent": agent,
+}
 
 
 def build_graph(
@@ -25,7 +34,7 @@ def build_graph(
     checkpointer: BaseCheckpointSaver | bool | None = None,
     *,
     engine: Engine | None = None,
-    synthesizer: Synthesizer | None = None,
+    synthesizer: ChatSynthesizer | None = None,
 ) -> CompiledStateGraph:
     """Compile the assistant graph.
 
@@ -33,24 +42,27 @@ def build_graph(
     LangGraph server's); pass ``default_checkpointer(settings)`` for conversation memory.
     """
     engine = engine or Engine(settings)
-    synthesizer = synthesizer or make_synthesizer(engine.settings, engine.blobs)
-    nodes = Nodes(engine, synthesizer)
-    schema = state_schema(engine.blobs)
-    graph = StateGraph(
-        schema, context_schema=VistaContext, input_schema=TurnInput, output_schema=OutputState
+    services = Services(
+        engine=engine,
+        synthesizer=synthesizer or make_synthesizer(engine.settings, engine.blobs),
+        defaults=VistaContext.from_settings(engine.settings),
     )
-    for name in NODE_NAMES:
-        graph.add_node(name, timed(name)(getattr(nodes, name)), input_schema=schema)
+    graph = StateGraph(
+        VistaState, context_schema=VistaContext, input_schema=TurnInput,
+        output_schema=OutputState,
+    )
+    for name, fn in NODES.items():
+        graph.add_node(name, nodes.timed(name, fn, services))
     graph.add_edge(START, "detect_modality")
     graph.add_conditional_edges("detect_modality", route_after_detect,
-                                ["ingest_attachments", "encode_query"])
-    graph.add_edge("ingest_attachments", "encode_query")
-    graph.add_edge("encode_query", "retrieve")
-    graph.add_edge("retrieve", "rerank")
-    graph.add_conditional_edges("rerank", route_after_rerank, ["synthesize", "not_found"])
-    graph.add_edge("synthesize", END)
-    graph.add_edge("not_found", END)
-    return graph.compile(checkpointer=checkpointer, name="vistarag")
+                                ["ingest_attachments", "search", "agent"])
+    graph.add_conditional_edges("ingest_attachments", route_to_path, ["search", "agent"])
+    graph.add_conditional_edges("search", route_after_search, ["synthesize", "not_found"])
+    for name in ("synthesize", "not_found", "agent"):
+        graph.add_edge(name, END)
+    compiled = graph.compile(checkpointer=checkpointer, name="vistarag")
+    register(compiled, services)
+    return compiled
 
 
 def default_checkpointer(settings: Settings) -> BaseCheckpointSaver | None:

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field
 
 from vistarag.agent.types import Citation, Hit
-from vistarag.graphs.state import VistaContext
+from vistarag.graphs.context import VistaContext
+from vistarag.graphs.services import services_of
+from vistarag.graphs.turn import store_image_ref, without_inline_images
 
 ANSWER_NODES = frozenset({"synthesize", "agent", "not_found"})
 
@@ -80,14 +82,22 @@ EventHandler = Callable[[TurnEvent], None]
 
 
 def turn_input(
-    text: str = "", images: Sequence[str | Path] = (), attachments: Sequence[str | Path] = ()
+    graph: CompiledStateGraph, text: str = "", images: Sequence[str | Path] = (),
+    attachments: Sequence[str | Path] = (), message: HumanMessage | None = None,
 ) -> dict[str, Any]:
-    """The graph input for one user turn (images: paths, ``blob:`` refs or data URLs)."""
-    return {
-        "question": text,
-        "images": [str(p) for p in images],
-        "attachments": [str(p) for p in attachments],
-    }
+    """The graph input for one user turn. This is the input boundary: inline images (data URLs,
+    base64 blocks in ``message``) are stored as blobs here, so no checkpoint holds image bytes.
+    """
+    services = services_of(graph)
+    refs = [str(p) for p in images]
+    if services is not None:
+        refs = [store_image_ref(ref, services.engine.blobs) for ref in refs]
+        message = without_inline_images(message, services.engine.blobs) if message else None
+    data: dict[str, Any] = {"question": text, "images": refs,
+                            "attachments": [str(p) for p in attachments]}
+    if message is not None:
+        data["messages"] = [message]
+    return data
 
 
 def _config(thread_id: str) -> dict[str, Any]:
@@ -154,12 +164,17 @@ def stream_turn(
     attachments: Sequence[str | Path] = (),
     thread_id: str | None = None,
     context: VistaContext | None = None,
+    message: HumanMessage | None = None,
 ) -> Iterator[TurnEvent | TurnResult]:
-    """Run one turn, yielding ``TurnEvent`` objects, then the ``TurnResult`` last."""
+    """Run one turn, yielding ``TurnEvent`` objects, then the ``TurnResult`` last.
+
+    The turn is ``text`` with ``images`` (paths, ``blob:`` refs, data URLs) and ``attachments``
+    (documents to ingest first), or a ready ``message`` (a HumanMessage with content blocks).
+    """
     thread_id = thread_id or f"turn-{uuid.uuid4().hex[:12]}"
     values: dict[str, Any] = {}
     for mode, chunk in graph.stream(
-        turn_input(text, images, attachments), _config(thread_id),
+        turn_input(graph, text, images, attachments, message), _config(thread_id),
         context=context or VistaContext(), stream_mode=STREAM_MODES,
     ):
         if mode == "values":
@@ -177,12 +192,13 @@ async def astream_turn(
     attachments: Sequence[str | Path] = (),
     thread_id: str | None = None,
     context: VistaContext | None = None,
+    message: HumanMessage | None = None,
 ) -> AsyncIterator[TurnEvent | TurnResult]:
     """``stream_turn`` for async callers (Chainlit): the graph runs without blocking the loop."""
     thread_id = thread_id or f"turn-{uuid.uuid4().hex[:12]}"
     values: dict[str, Any] = {}
     async for mode, chunk in graph.astream(
-        turn_input(text, images, attachments), _config(thread_id),
+        turn_input(graph, text, images, attachments, message), _config(thread_id),
         context=context or VistaContext(), stream_mode=STREAM_MODES,
     ):
         if mode == "values":
@@ -201,12 +217,13 @@ def run_turn(
     attachments: Sequence[str | Path] = (),
     thread_id: str | None = None,
     context: VistaContext | None = None,
+    message: HumanMessage | None = None,
     on_event: EventHandler | None = None,
 ) -> TurnResult:
     """Run one turn to its end; ``on_event`` sees every event as it happens."""
     result: TurnResult | None = None
     for item in stream_turn(graph, text, images=images, attachments=attachments,
-                            thread_id=thread_id, context=context):
+                            thread_id=thread_id, context=context, message=message):
         if isinstance(item, TurnResult):
             result = item
         elif on_event is not None:

@@ -1,21 +1,17 @@
-"""The graph's state and runtime context.
+"""The graph's state, declared statically.
 
-Images travel as blob references (``blob:<sha256>.<ext>``) or file paths, never as bytes, so
-checkpoints stay small and safe to store.
+Images travel as blob references (``blob:<sha256>.<ext>``) or file paths, never as bytes: the
+turn runner stores inline images at the input boundary, and ``detect_modality`` does the same for
+anything else that arrives inline. Per-turn scratch is reset in one place (``new_turn``).
 """
 
 from __future__ import annotations
 
-import operator
-from dataclasses import dataclass
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
-
-from vistarag.agent.blobs import BlobStore
-from vistarag.graphs.turn import store_image_ref, without_inline_images
 
 RESET = "__reset__"
 
@@ -39,7 +35,7 @@ class TurnInput(TypedDict, total=False):
 
 
 class VistaState(TypedDict, total=False):
-    """Conversation state: messages persist across turns, the rest describes the current turn."""
+    """Conversation state: messages persist across turns; the rest describes the current turn."""
 
     messages: Annotated[list[AnyMessage], add_messages]
     # Turn inputs (consumed and cleared by detect_modality)
@@ -48,24 +44,23 @@ class VistaState(TypedDict, total=False):
     attachments: list[str]
     # The current turn
     modality: str
+    path: str  # "direct" | "agent" | "video"
     query_text: str
     retrieval_text: str
     query_images: list[str]
     query_image_text: list[str]
-    query_vectors: dict[str, list[Any]]
     pending_files: list[str]
     doc_filter: list[str]
     page_hint: dict[str, Any] | None
     ingested: list[dict[str, Any]]
-    hits: list[dict[str, Any]]
-    reranked: list[dict[str, Any]]
     sources: list[dict[str, Any]]
     answer: str
     citations: list[dict[str, Any]]
     synthesizer: str
+    not_found: bool
     notices: list[str]
     timings: Annotated[dict[str, float], merge_timings]
-    trajectory: Annotated[list[dict[str, Any]], operator.add]
+    trajectory: list[dict[str, Any]]
 
 
 class OutputState(TypedDict, total=False):
@@ -73,39 +68,24 @@ class OutputState(TypedDict, total=False):
 
     messages: list[AnyMessage]
     modality: str
+    path: str
     answer: str
     citations: list[dict[str, Any]]
-    hits: list[dict[str, Any]]
-    reranked: list[dict[str, Any]]
     sources: list[dict[str, Any]]
     synthesizer: str
+    not_found: bool
     notices: list[str]
     timings: dict[str, float]
     ingested: list[dict[str, Any]]
     trajectory: list[dict[str, Any]]
 
 
-@dataclass
-class VistaContext:
-    """Per-call overrides, passed as ``graph.invoke(..., context=VistaContext(kb="docs"))``."""
-
-    kb: str | None = None
-    top_k: int | None = None
-    top_n: int | None = None
-    modality: list[str] | None = None
-    owner: str | None = None
-
-
-def state_schema(blobs: BlobStore) -> type:
-    """``VistaState`` whose reducers store inline images as blobs before anything is saved."""
-
-    def messages_reducer(left: list[AnyMessage], right: Any) -> list[AnyMessage]:
-        return add_messages(left, without_inline_images(right, blobs))
-
-    def images_reducer(_: list[str] | None, right: list[str] | None) -> list[str]:
-        return [store_image_ref(ref, blobs) for ref in right or []]
-
-    fields = get_type_hints(VistaState, include_extras=True)
-    fields["messages"] = Annotated[list[AnyMessage], messages_reducer]
-    fields["images"] = Annotated[list[str], images_reducer]
-    return TypedDict("VistaState", fields, total=False)  # type: ignore[operator]
+def new_turn() -> dict[str, Any]:
+    """The per-turn fields at the start of a turn (inputs consumed, results cleared)."""
+    return {
+        "question": "", "images": [], "attachments": [],
+        "path": "direct", "query_image_text": [], "pending_files": [], "doc_filter": [],
+        "page_hint": None, "ingested": [], "sources": [], "answer": "", "citations": [],
+        "synthesizer": "", "not_found": False, "notices": [], "timings": {RESET: 0.0},
+        "trajectory": [],
+    }

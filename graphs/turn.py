@@ -108,6 +108,26 @@ def detect_modality(text: str, images: list[str], attachments: list[str]) -> str
     return "text"
 
 
+_NEXT_PAGE = re.compile(r"\bnext page\b|\bfollowing page\b|\bpage after\b", re.I)
+_PREV_PAGE = re.compile(r"\bprevious page\b|\bpage before\b|\bprior page\b", re.I)
+
+
+def follow_up(
+    text: str, prior: list[dict[str, str]], citations: list[dict[str, Any]]
+) -> tuple[str, dict[str, Any] | None]:
+    """The text to search with, and a page hint: a follow-up searches with the previous question
+    too, and "next/previous page" targets the neighbour of the page cited first last turn."""
+    if not is_follow_up(text):
+        return text, None
+    previous = [h["content"] for h in prior if h["role"] == "user"]
+    retrieval_text = f"{previous[-1]}\n{text}" if previous else text
+    cited = [c for c in citations if c.get("page")]
+    step = 1 if _NEXT_PAGE.search(text) else -1 if _PREV_PAGE.search(text) else 0
+    if not cited or not step:
+        return retrieval_text, None
+    return retrieval_text, {"doc_id": cited[0]["doc_id"], "page": int(cited[0]["page"]) + step}
+
+
 def is_follow_up(text: str) -> bool:
     """Short questions leaning on the previous turn ("and the figure on the next page?")."""
     return bool(text) and len(text.split()) <= 12 and bool(_FOLLOW_UP.search(text))

@@ -144,7 +144,7 @@ def test_good_file_in_the_same_batch_is_added(batch) -> None:
     result = batch.by_path[str(batch.good)]
     assert result.status == "added", result.message
     assert not result.warnings
-    hits = Engine(batch.settings).search("rotate the signing key", k=3)
+    hits = Engine(batch.settings).find("rotate the signing key", k=3)
     assert hits[0].source == str(batch.good.resolve())
 
 
@@ -153,7 +153,7 @@ def test_points_stored_before_the_batch_are_still_there(batch) -> None:
     assert engine.kb().count(field_filter(doc_id=batch.first.doc_id)) == batch.first.points
     added = sum(r.points for r in batch.report.results if r.status == "added")
     assert engine.kb().count() == batch.before + added
-    assert engine.search("server room door code", k=1)[0].doc_id == batch.first.doc_id
+    assert engine.find("server room door code", k=1)[0].doc_id == batch.first.doc_id
 
 
 def test_summary_counts_the_errors(batch) -> None:

@@ -18,7 +18,7 @@ def test_each_format_is_ingested_with_its_ocr_text(settings, tmp_path: Path, fmt
     result = Engine(settings).ingestor().ingest_file(path)
     assert result.status == "added", result.message
     assert result.images == 1
-    hits = Engine(settings).search("LOT-5581", k=2)
+    hits = Engine(settings).find("LOT-5581", k=2)
     assert Path(hits[0].source).name == path.name
 
 

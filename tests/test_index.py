@@ -125,7 +125,7 @@ def test_missing_knowledge_base(settings: Settings) -> None:
     assert not base.exists() and not base.drop()
     with pytest.raises(KnowledgeBaseNotFound, match="vistarag ingest PATH --kb nothing-here"):
         base.metadata()
-    assert Engine(settings).search("anything", kb="nothing-here") == []
+    assert Engine(settings).find("anything", kb="nothing-here") == []
 
 
 def test_ensure_records_models_and_creates_named_vectors(kb: KnowledgeBase) -> None:
@@ -330,11 +330,11 @@ def test_model_mismatch_then_cli_reindex(
     meta = engine.kb().metadata()
     assert meta["joint_model"] == str(tiny_clip_dir) and meta["joint_dim"] == 16
     assert engine.kb().vector_names() == {"text", "joint", LEXICAL_VECTOR}
-    hits = engine.search("when does the loading dock open", k=2)  # no mismatch any more
+    hits = engine.find("when does the loading dock open", k=2)  # no mismatch any more
     assert hits[0].source == str(notes.resolve())
-    assert {h.source for h in engine.search("old file moved away", k=5)} <= {
+    assert {h.source for h in engine.find("old file moved away", k=5)} <= {
         str(notes.resolve()),
         str(manual.resolve()),
     }
     with pytest.raises(ModelMismatchError, match="vistarag kb reindex default"):
-        Engine(settings).search("loading dock")  # now the old configuration is the stale one
+        Engine(settings).find("loading dock")  # now the old configuration is the stale one

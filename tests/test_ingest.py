@@ -108,7 +108,7 @@ def test_batch_report(corpus, engine: Engine) -> None:
 
 
 def test_screenshot_phrase_comes_back_first_with_its_region(corpus, engine: Engine) -> None:
-    hits = engine.search("certificate expired", k=5)
+    hits = engine.find("certificate expired", k=5)
     top = hits[0]
     assert top.modality == "text", [(h.modality, h.text[:40]) for h in hits]
     assert "certificate expired" in top.text
@@ -127,7 +127,7 @@ def test_screenshot_phrase_comes_back_first_with_its_region(corpus, engine: Engi
 
 
 def test_pdf_phrase_comes_back_first_with_page_and_box(corpus, engine: Engine) -> None:
-    hits = engine.search("tyres inspection", k=5)
+    hits = engine.find("tyres inspection", k=5)
     top = hits[0]
     assert top.page == 2 and top.source == str(corpus.pdf.resolve()), top
     assert inside(top.bbox, PAGE_RECT)
@@ -138,7 +138,7 @@ def test_pdf_phrase_comes_back_first_with_page_and_box(corpus, engine: Engine) -
 
 
 def test_scanned_page_is_found_through_ocr(corpus, engine: Engine) -> None:
-    hits = engine.search("INV-20931", k=5)
+    hits = engine.find("INV-20931", k=5)
     assert hits[0].page == 3, hits[0]
     chunk = next(h for h in hits[:3] if h.modality == "text")
     assert chunk.page == 3 and "INV-20931" in chunk.text
@@ -158,7 +158,7 @@ def test_pdf_figure_is_an_image_point_with_caption_and_box(corpus, engine: Engin
     assert engine.blobs.exists(fig["blob"])
     with Image.open(engine.blobs.path(fig["blob"])) as im:  # the figure, not the page
         assert im.width / im.height == pytest.approx(400 / 240, rel=0.05)
-    hits = engine.search("map of the Rotterdam warehouse", k=3)
+    hits = engine.find("map of the Rotterdam warehouse", k=3)
     assert hits[0].modality == "image" and hits[0].page == 1
     # the scanned page's image has no caption: what OCR read on it stands in for one
     scan = next(f for f in figures if f["page"] == 3)
@@ -217,9 +217,9 @@ def test_changed_file_replaces_the_old_version(settings: Settings, tmp_path: Pat
     stored = payloads(engine, doc_id=first.doc_id)
     assert len(stored) == second.points == engine.kb().count()
     assert {p["content_hash"] for p in stored} == {sha256_file(path)} != {old_hash}
-    for hit in engine.search("tape library offline", k=10):
+    for hit in engine.find("tape library offline", k=10):
         assert "tape library" not in hit.text
-    assert "Payment is scheduled" in engine.search("payment scheduled friday", k=1)[0].text
+    assert "Payment is scheduled" in engine.find("payment scheduled friday", k=1)[0].text
     new_blobs = {p["blob"] for p in stored}
     assert new_blobs.isdisjoint(old_blobs)
     assert not any(engine.blobs.path(b).exists() for b in old_blobs)  # old blobs deleted
@@ -282,7 +282,7 @@ def test_folders_are_walked_and_unsupported_files_skipped(
     assert by_name["a.txt"].status == by_name["b.md"].status == "added"
     assert by_name["explicit.xyz"].status == "skipped"
     assert "unsupported file type '.xyz'" in by_name["explicit.xyz"].message
-    hits = Engine(settings).search("where is the fire exit", k=1)
+    hits = Engine(settings).find("where is the fire exit", k=1)
     assert hits[0].source == str((docs / "sub" / "b.md").resolve())
 
 
@@ -292,5 +292,5 @@ def test_source_override_names_the_document(settings: Settings, tmp_path: Path) 
     engine = Engine(settings)
     result = engine.ingestor().ingest_file(path, source="contracts/warranty.txt")
     assert result.status == "added" and result.doc_id == doc_id_for("contracts/warranty.txt")
-    hit: Hit = engine.search("warranty", k=1)[0]
+    hit: Hit = engine.find("warranty", k=1)[0]
     assert hit.source == "contracts/warranty.txt" and hit.doc_id == result.doc_id

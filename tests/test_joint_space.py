@@ -109,7 +109,7 @@ def test_image_query_finds_the_same_image_first(
         query = engine.load_query_image(path)
         encoded = engine.encode("", [query])
         assert encoded.vectors.joint and not encoded.vectors.text  # pixels only: no OCR text
-        hits = engine.search("", [query], k=3)
+        hits = engine.find("", [query], k=3)
         assert hits, name
         assert hits[0].source == str(path.resolve()), (name, [h.source for h in hits])
         assert hits[0].modality == "image"
@@ -186,7 +186,7 @@ def test_text_bridge_collection_has_only_text_vectors(settings: Settings, screen
     # the query side matches: text vectors only
     encoded = engine.encode("certificate expired")
     assert len(encoded.vectors.text) == 1 and not encoded.vectors.joint
-    assert engine.search("certificate expired", k=1)[0].source == str(screenshot.resolve())
+    assert engine.find("certificate expired", k=1)[0].source == str(screenshot.resolve())
 
 
 def test_hub_layout_of_clip_vit_b_32_loads_through_the_same_code(tmp_path: Path) -> None:

@@ -58,5 +58,5 @@ def test_exact_code_found_by_lexical_prefetch_alone(engine: Engine) -> None:
 
 def test_exact_code_comes_first_end_to_end(engine: Engine) -> None:
     for query in ("KX-77341-B", "what went wrong with quarterly_forecast_v7.xlsx"):
-        hits = engine.search(query, k=3)
+        hits = engine.find(query, k=3)
         assert Path(hits[0].source).name == "log_target.txt", query

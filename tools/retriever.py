@@ -14,6 +14,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
 from vistarag.agent.engine import Engine, get_engine
+from vistarag.agent.search import SearchRequest
 from vistarag.agent.settings import Settings
 from vistarag.agent.types import Hit
 
@@ -34,6 +35,7 @@ class VistaRetriever(BaseRetriever):
     k: int = Field(default=8, description="Number of documents to return.")
     kb: str | None = Field(default=None, description="Knowledge base; default from settings.")
     modality: list[str] | None = Field(default=None, description="Filter: text, image, page...")
+    owner: str | None = Field(default=None, description="Only this owner's documents.")
     settings: Settings | None = None
     engine: Engine | None = Field(default=None, exclude=True)
 
@@ -46,5 +48,7 @@ class VistaRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         k = int(kwargs.get("k", self.k))
-        hits = self._engine().search(query, k=k, kb=self.kb, modality=self.modality)
+        request = SearchRequest(text=query, top_k=k, kb=self.kb, owner=self.owner,
+                                modality=self.modality)
+        hits = self._engine().search(request).hits
         return [hit_to_document(h) for h in hits]

@@ -8,7 +8,8 @@ Content order of the final user message:
 3. the top retrieved images, each preceded by a label ``[n] image from file.pdf p.3``;
 4. the question.
 
-Backends turn the provider-neutral ``Prompt`` into their own message format.
+``to_messages`` turns the ``Prompt`` into LangChain messages with standard content blocks (images
+as ``{"type": "image", "base64": ...}``), which every chat-model integration translates.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import html
 import re
 from dataclasses import dataclass, field
 from itertools import zip_longest
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from vistarag.agent.blobs import BlobStore
 from vistarag.agent.settings import Settings
@@ -214,3 +217,24 @@ def build_prompt(request: SynthesisRequest, blobs: BlobStore, settings: Settings
     return Prompt(
         system=SYSTEM_PROMPT, history=normalise_history(request.history), parts=_merge_text(parts)
     )
+
+
+def to_messages(prompt: Prompt) -> list[BaseMessage]:
+    """System message, prior turns, then the user message: plain text when it has no image,
+    else standard text and image content blocks in prompt order."""
+    messages: list[BaseMessage] = [SystemMessage(content=prompt.system)]
+    for turn in prompt.history:
+        cls = HumanMessage if turn["role"] == "user" else AIMessage
+        messages.append(cls(content=turn["content"]))
+    if not prompt.images:
+        messages.append(HumanMessage(content=prompt.text()))
+        return messages
+    blocks: list[str | dict] = []
+    for part in prompt.parts:
+        if isinstance(part, TextPart):
+            blocks.append({"type": "text", "text": part.text})
+        else:
+            blocks.append({"type": "image", "base64": part.image.data,
+                           "mime_type": part.image.media_type})
+    messages.append(HumanMessage(content=blocks))
+    return messages

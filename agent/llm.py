@@ -1,0 +1,95 @@
+"""The configured LangChain chat model: Anthropic, OpenAI, or any OpenAI-compatible endpoint.
+
+``make_chat_model(settings)`` returns a ``ChatModelChoice``: the model (``None`` offline), its
+label (``anthropic:claude-...``) and a notice when a configured backend cannot be used. The
+SDKs do the HTTP retries (429/5xx/timeouts, honouring Retry-After); the synthesizer adds
+``.with_retry()`` for a stream that breaks mid-way and ``.with_fallbacks()`` to the extractive
+answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from vistarag.agent.settings import Settings
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+Backend = Literal["anthropic", "openai", "extractive"]
+
+
+@dataclass(frozen=True)
+class ChatModelChoice:
+    """The chat model to use (``None``: answer extractively), its label and any notice."""
+
+    model: BaseChatModel | None
+    label: str
+    backend: Backend
+    notice: str | None = None
+    key_env: str | None = None
+
+    @property
+    def can_call_tools(self) -> bool:
+        return self.model is not None
+
+
+def choose_backend(settings: Settings) -> tuple[Backend, str | None]:
+    """The backend to use, and a notice when the configured one cannot be used.
+
+    ``auto`` picks Anthropic when ``ANTHROPIC_API_KEY`` is set, else OpenAI when
+    ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set, else the offline extractive answer.
+    """
+    has_anthropic = bool(settings.anthropic_api_key or settings.anthropic_base_url)
+    has_openai = bool(settings.openai_api_key or settings.openai_base_url)
+    wanted = settings.synthesizer
+    if wanted == "auto":
+        if settings.anthropic_api_key:
+            return "anthropic", None
+        if has_openai:
+            return "openai", None
+        return "extractive", None
+    if wanted == "anthropic" and not has_anthropic:
+        return "extractive", (
+            "VISTARAG_SYNTHESIZER=anthropic but ANTHROPIC_API_KEY is not set; "
+            "this answer is extractive."
+        )
+    if wanted == "openai" and not has_openai:
+        return "extractive", (
+            "VISTARAG_SYNTHESIZER=openai but neither OPENAI_API_KEY nor OPENAI_BASE_URL is set; "
+            "this answer is extractive."
+        )
+    return wanted, None
+
+
+def make_chat_model(settings: Settings) -> ChatModelChoice:
+    """The chat model the settings ask for (imported lazily: the integrations are heavy)."""
+    backend, notice = choose_backend(settings)
+    if backend == "anthropic":
+        from langchain_anthropic import ChatAnthropic
+
+        model = ChatAnthropic(
+            model=settings.anthropic_model,
+            api_key=settings.anthropic_api_key or "not-needed",
+            base_url=settings.anthropic_base_url,
+            max_tokens=settings.max_tokens,
+            max_retries=settings.llm_max_retries,
+            default_request_timeout=settings.llm_timeout_s,
+        )
+        return ChatModelChoice(model, f"anthropic:{settings.anthropic_model}", backend,
+                               key_env="ANTHROPIC_API_KEY")
+    if backend == "openai":
+        from langchain_openai import ChatOpenAI
+
+        model = ChatOpenAI(
+            model=settings.openai_model,
+            api_key=settings.openai_api_key or "not-needed",  # local endpoints take any key
+            base_url=settings.openai_base_url,
+            max_completion_tokens=settings.max_tokens,
+            max_retries=settings.llm_max_retries,
+            timeout=settings.llm_timeout_s,
+        )
+        return ChatModelChoice(model, f"openai:{settings.openai_model}", backend,
+                               key_env="OPENAI_API_KEY")
+    return ChatModelChoice(None, "extractive", "extractive", notice=notice)
