@@ -29,6 +29,7 @@ class ChatModelChoice:
     backend: Backend
     notice: str | None = None
     key_env: str | None = None
+    base_url: str | None = None
 
     @property
     def can_call_tools(self) -> bool:
@@ -76,9 +77,10 @@ def make_chat_model(settings: Settings) -> ChatModelChoice:
             max_tokens=settings.max_tokens,
             max_retries=settings.llm_max_retries,
             default_request_timeout=settings.llm_timeout_s,
+            streaming=True,  # tokens reach callbacks (and LangGraph's messages mode) as they come
         )
         return ChatModelChoice(model, f"anthropic:{settings.anthropic_model}", backend,
-                               key_env="ANTHROPIC_API_KEY")
+                               key_env="ANTHROPIC_API_KEY", base_url=settings.anthropic_base_url)
     if backend == "openai":
         from langchain_openai import ChatOpenAI
 
@@ -89,7 +91,8 @@ def make_chat_model(settings: Settings) -> ChatModelChoice:
             max_completion_tokens=settings.max_tokens,
             max_retries=settings.llm_max_retries,
             timeout=settings.llm_timeout_s,
+            streaming=True,
         )
         return ChatModelChoice(model, f"openai:{settings.openai_model}", backend,
-                               key_env="OPENAI_API_KEY")
+                               key_env="OPENAI_API_KEY", base_url=settings.openai_base_url)
     return ChatModelChoice(None, "extractive", "extractive", notice=notice)

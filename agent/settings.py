@@ -92,8 +92,8 @@ class Settings(BaseSettings):
     max_image_side_px: int = 1024
     max_tokens: int = 1024
     llm_timeout_s: float = 60.0
-    llm_max_retries: int = Field(default=3, description="HTTP retries by the SDK (429/5xx/timeouts).")
-    llm_stream_attempts: int = Field(default=2, description="Attempts when a stream breaks mid-way.")
+    llm_max_retries: int = Field(default=3, description="SDK retries on 429/5xx/timeouts.")
+    llm_stream_attempts: int = Field(default=2, description="Tries when a stream breaks.")
     llm_retry_initial_s: float = 0.5
     agent_max_steps: int = Field(default=6, description="Model calls on the tool-calling path.")
 

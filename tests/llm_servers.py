@@ -64,6 +64,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     error_type: str | None = None
     stream_error_after: int | None = None  # send this many deltas, then an SSE error event
+    tool_calls: list[tuple[str, dict[str, Any]]] | None = None  # answer with these tool calls
 
 
 @dataclass
@@ -194,6 +195,61 @@ def anthropic_events(model: str, text: str, error_after: int | None = None) -> I
     yield _sse("message_stop", {"type": "message_stop"})
 
 
+def anthropic_tool_events(model: str, calls: list[tuple[str, dict[str, Any]]]) -> Iterator[bytes]:
+    """A streamed Messages API answer that calls tools (input JSON sent in two deltas each)."""
+    start = _anthropic_message(model, "")
+    start.update(content=[], stop_reason=None, usage={"input_tokens": 42, "output_tokens": 1})
+    yield _sse("message_start", {"type": "message_start", "message": start})
+    for i, (name, args) in enumerate(calls):
+        block = {"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": {}}
+        yield _sse("content_block_start",
+                   {"type": "content_block_start", "index": i, "content_block": block})
+        raw = json.dumps(args)
+        for part in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
+            delta = {"type": "input_json_delta", "partial_json": part}
+            yield _sse("content_block_delta",
+                       {"type": "content_block_delta", "index": i, "delta": delta})
+        yield _sse("content_block_stop", {"type": "content_block_stop", "index": i})
+    yield _sse("message_delta", {"type": "message_delta",
+                                 "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                                 "usage": {"output_tokens": 20}})
+    yield _sse("message_stop", {"type": "message_stop"})
+
+
+def _anthropic_tool_message(model: str, calls: list[tuple[str, dict[str, Any]]]) -> dict:
+    message = _anthropic_message(model, "")
+    message["content"] = [{"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": args}
+                          for i, (name, args) in enumerate(calls)]
+    message["stop_reason"] = "tool_use"
+    return message
+
+
+def openai_tool_events(model: str, calls: list[tuple[str, dict[str, Any]]]) -> Iterator[bytes]:
+    """A streamed chat completion that calls tools (arguments sent in two deltas each)."""
+    yield _sse(None, _openai_chunk(model, {"role": "assistant", "content": None}, None))
+    for i, (name, args) in enumerate(calls):
+        raw = json.dumps(args)
+        head = {"index": i, "id": f"call_{i}", "type": "function",
+                "function": {"name": name, "arguments": raw[: len(raw) // 2]}}
+        yield _sse(None, _openai_chunk(model, {"tool_calls": [head]}, None))
+        tail = {"index": i, "function": {"arguments": raw[len(raw) // 2 :]}}
+        yield _sse(None, _openai_chunk(model, {"tool_calls": [tail]}, None))
+    yield _sse(None, _openai_chunk(model, {}, "tool_calls"))
+    yield _sse(None, "[DONE]")
+
+
+def _openai_tool_completion(model: str, calls: list[tuple[str, dict[str, Any]]]) -> dict:
+    completion = _openai_completion(model, "")
+    completion["choices"][0]["message"] = {
+        "role": "assistant", "content": None,
+        "tool_calls": [{"id": f"call_{i}", "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(args)}}
+                       for i, (name, args) in enumerate(calls)],
+    }
+    completion["choices"][0]["finish_reason"] = "tool_calls"
+    return completion
+
+
 def _openai_chunk(model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake1",
@@ -282,10 +338,15 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 self._send_json(404, {"error": {"message": f"no route {self.path}"}}, {})
                 return
             if reply.status != 200:
-                self._send_json(reply.status, self._error_body(reply), reply.headers)
+                # The SDKs honour retry-after-ms: keep their backoff short in tests.
+                headers = reply.headers or {"retry-after-ms": "20"}
+                self._send_json(reply.status, self._error_body(reply), headers)
                 return
             model = str(body.get("model", "fake-model"))
             text = server.answer if reply.text is None else reply.text
+            if reply.tool_calls:
+                self._tool_calls(body, model, reply.tool_calls)
+                return
             if not body.get("stream"):
                 payload = (
                     _anthropic_message(model, text)
@@ -295,16 +356,29 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 self._send_json(200, payload, reply.headers)
                 return
             events = anthropic_events if server.provider == "anthropic" else openai_events
+            self._stream(events(model, text, reply.stream_error_after), reply.headers)
+
+        def _stream(self, chunks: Iterator[bytes], headers: dict[str, str]) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
-            for key, value in reply.headers.items():
+            for key, value in headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            for chunk in events(model, text, reply.stream_error_after):
+            for chunk in chunks:
                 self.wfile.write(chunk)
                 self.wfile.flush()
+
+        def _tool_calls(self, body: dict[str, Any], model: str, calls: list) -> None:
+            anthropic = server.provider == "anthropic"
+            if body.get("stream"):
+                events = anthropic_tool_events if anthropic else openai_tool_events
+                self._stream(events(model, calls), {})
+                return
+            payload = (_anthropic_tool_message if anthropic else _openai_tool_completion)(
+                model, calls)
+            self._send_json(200, payload, {})
 
     return Handler
 

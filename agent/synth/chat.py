@@ -47,6 +47,7 @@ class ExtractiveChatModel(BaseChatModel):
     """
 
     answer: str
+    streaming: bool = False  # set True (explicitly) to stream inside a plain ``invoke``
 
     @property
     def _llm_type(self) -> str:
@@ -94,6 +95,10 @@ def describe_failure(exc: BaseException, choice: ChatModelChoice, retries: int) 
                 "and the base URL)")
     if isinstance(exc, StreamInterrupted) or (status is not None and status < 400):
         return f"The model {label} broke off its answer repeatedly"
+    if "Connection" in type(exc).__name__:
+        where = f" at {choice.base_url}" if choice.base_url else ""
+        return (f"The model {label} could not be reached{where} "
+                f"(connection error, {retries} retries)")
     detail = f"HTTP {status}" if status else type(exc).__name__
     return f"The model {label} was unavailable after {retries} retries ({detail})"
 
@@ -108,7 +113,8 @@ class ChatSynthesizer:
         self.name = choice.label
 
     def extractive(self, request: SynthesisRequest, reason: str) -> ExtractiveChatModel:
-        return ExtractiveChatModel(answer=ExtractiveSynthesizer(reason=reason).answer_text(request))
+        answer = ExtractiveSynthesizer(reason=reason).answer_text(request)
+        return ExtractiveChatModel(answer=answer, streaming=True)
 
     def synthesize(
         self, request: SynthesisRequest, config: RunnableConfig | None = None
