@@ -129,14 +129,10 @@ def _events(mode: str, chunk: Any) -> Iterator[TurnEvent]:
     """Translate one LangGraph stream part into turn events."""
     if mode == "messages":
         message, meta = chunk
-        if (
-            isinstance(message, AIMessageChunk)
-            and meta.get("langgraph_node") in ANSWER_NODES
-            and isinstance(message.content, str)
-            and message.content
-            and not message.tool_call_chunks
-        ):
-            yield TurnEvent("token", text=message.content)
+        if isinstance(message, AIMessageChunk) and meta.get("langgraph_node") in ANSWER_NODES:
+            text = message.text  # str content, or the text blocks of a list (Anthropic)
+            if text:
+                yield TurnEvent("token", text=text)
         return
     if mode != "custom" or not isinstance(chunk, dict):
         return

@@ -75,11 +75,12 @@ def test_remote_graph_answers_with_citations_and_keeps_the_thread(server, tmp_pa
     assert out["ingested"][0]["status"] == "added"
     assert "40,000 kilometres" in out["answer"]
     assert out["citations"][0]["page"] == 2
-    tokens = [
-        chunk["text"]
-        for chunk in remote.stream({"question": "and the next page?"}, config, stream_mode="custom")
-        if chunk.get("type") == "token"
-    ]
+    tokens = []
+    for chunk in remote.stream({"question": "and the next page?"}, config,
+                               stream_mode="messages"):
+        message = chunk[0] if isinstance(chunk, tuple) else chunk
+        content = message.get("content") if isinstance(message, dict) else message.content
+        tokens.append(content if isinstance(content, str) else "")
     assert "INV-20931" in "".join(tokens)
     state = remote.get_state(config)
     assert len(state.values["messages"]) == 4

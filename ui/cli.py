@@ -133,8 +133,7 @@ def search(
             return
         if not query and not image:
             _fail(VistaRAGError("give a query text, --image PATH, or --batch FILE.jsonl"))
-        images = [engine.load_query_image(p) for p in image or []]
-        hits = engine.search(query, images, k=k, modality=modality)
+        hits = engine.find(query, [str(p) for p in image or []], k=k, modality=modality)
     except VistaRAGError as exc:
         _fail(exc)
     if as_json:
@@ -158,8 +157,8 @@ def _search_batch(
         try:
             item = json.loads(line)
             qid = item.get("id", line_no)
-            images = [engine.load_query_image(item["image"])] if item.get("image") else []
-            hits = engine.search(item.get("query", ""), images, k=k, modality=modality)
+            images = [str(item["image"])] if item.get("image") else []
+            hits = engine.find(item.get("query", ""), images, k=k, modality=modality)
         except (ValueError, KeyError, AttributeError, VistaRAGError) as exc:
             error = f"{batch}:{line_no}: {exc}"
             err.print(f"[red]error[/red] {escape(error)}")
