@@ -10,19 +10,21 @@ import threading
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from vistarag.agent.blobs import BlobStore
 from vistarag.agent.errors import IngestError, VistaRAGError
 from vistarag.agent.index import KnowledgeBase, SearchFilters
-from vistarag.agent.ingest.images import open_image
-from vistarag.agent.ingest.pipeline import Ingestor
 from vistarag.agent.models import Models
 from vistarag.agent.query import EncodedQuery, encode_query
 from vistarag.agent.rerank import Reranker, RerankQuery
 from vistarag.agent.settings import Settings
 from vistarag.agent.types import MODALITIES, Hit
+
+if TYPE_CHECKING:  # the ingestion stack (PyMuPDF, ...) loads on first ingest, not for a search
+    from vistarag.agent.ingest.pipeline import Ingestor
 
 
 class Engine:
@@ -41,6 +43,8 @@ class Engine:
         return self._kbs[name]
 
     def ingestor(self, kb: str | None = None) -> Ingestor:
+        from vistarag.agent.ingest.pipeline import Ingestor
+
         return Ingestor(self.settings, self.models, self.kb(kb), self.blobs)
 
     @cached_property
@@ -53,6 +57,8 @@ class Engine:
 
     def load_query_image(self, path: str | Path) -> Image.Image:
         """Open a query image with the same checks as ingestion."""
+        from vistarag.agent.ingest.images import open_image
+
         path = Path(path)
         if not path.is_file():
             raise IngestError(str(path), "image file not found")
