@@ -36,8 +36,9 @@ class Models:
     def joint(self) -> SentenceEmbedder | None:
         s = self.settings
         embedder = load_joint_embedder(s.joint_model, s.device, s.hub_probe_timeout_s)
-        if embedder is None and self.joint_notice:
-            log.info("%s", self.joint_notice)  # front ends show it once per knowledge base
+        notice = joint_notice(s.joint_model) if embedder is None else None
+        if notice:
+            log.info("%s", notice)  # front ends show it once per knowledge base
         return embedder
 
     @property
