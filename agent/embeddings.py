@@ -143,10 +143,16 @@ TEXT_BRIDGE_NOTICE = (
 
 
 class JointModelStatus:
-    """Remembers why the joint model is missing, so the notice is printed once per process."""
+    """Remembers why a joint model is missing: the last notice, and one per model spec."""
 
     notice: str | None = None
     shown: bool = False
+    by_spec: dict[str, str] = {}  # noqa: RUF012 - process-wide on purpose
+
+
+def joint_notice(spec: str) -> str | None:
+    """The text-bridge notice for ``spec`` once ``load_joint_embedder(spec)`` returned None."""
+    return JointModelStatus.by_spec.get(spec)
 
 
 @lru_cache(maxsize=4)
@@ -177,6 +183,7 @@ def load_joint_embedder(
         except Exception as exc:
             why = f"download failed: {exc.__class__.__name__}: {exc}"
     JointModelStatus.notice = TEXT_BRIDGE_NOTICE.format(spec=spec, why=why)
+    JointModelStatus.by_spec[spec] = JointModelStatus.notice
     return None
 
 

@@ -10,21 +10,22 @@ import threading
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from vistarag.agent.blobs import BlobStore
 from vistarag.agent.errors import IngestError, VistaRAGError
 from vistarag.agent.index import KnowledgeBase, SearchFilters
-from vistarag.agent.ingest.images import open_image
-from vistarag.agent.ingest.pipeline import Ingestor
 from vistarag.agent.models import Models
 from vistarag.agent.query import EncodedQuery, encode_query
 from vistarag.agent.rerank import Reranker, RerankQuery
 from vistarag.agent.search import BLOB_SCHEME, SearchRequest, SearchResult, put_first, timer
 from vistarag.agent.settings import Settings
 from vistarag.agent.types import MODALITIES, Hit
+
+if TYPE_CHECKING:  # the ingestion stack (PyMuPDF, ...) loads on first ingest, not for a search
+    from vistarag.agent.ingest.pipeline import Ingestor
 
 
 class Engine:
@@ -44,6 +45,8 @@ class Engine:
 
     def ingestor(self, kb: str | None = None, owner: str | None = None) -> Ingestor:
         """An ingestor into ``kb`` that writes ``owner`` (default: the settings') on each point."""
+        from vistarag.agent.ingest.pipeline import Ingestor
+
         settings = self.settings
         if owner and owner != settings.owner:
             settings = settings.model_copy(update={"owner": owner})
@@ -59,6 +62,8 @@ class Engine:
 
     def load_query_image(self, path: str | Path) -> Image.Image:
         """Open a query image with the same checks as ingestion."""
+        from vistarag.agent.ingest.images import open_image
+
         path = Path(path)
         if not path.is_file():
             raise IngestError(str(path), "image file not found")

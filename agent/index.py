@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from vistarag.agent.settings import Settings
 from vistarag.agent.sparse import LEXICAL_SCHEME, LEXICAL_VECTOR
 from vistarag.agent.types import Hit
 
-COLLECTION_PREFIX = "vistarag__"
+COLLECTION_PREFIX = "vistarag__"  # + NAME: the alias a knowledge base is reached by
+BUILD_PREFIX = "vistarag_v__"  # + NAME__STAMP: one physical build of it
+READY, BUILDING = "ready", "building"
 POINT_NAMESPACE = uuid.UUID("5f0c1d2e-7a4b-4c3d-9e8f-0a1b2c3d4e5f")
 KEYWORD_FIELDS = ("doc_id", "modality", "owner", "content_hash", "source", "blob")
 NUMERIC_FIELDS = {
@@ -135,27 +138,71 @@ def hit_from_point(point: Any, score: float | None = None) -> Hit:
 
 
 class KnowledgeBase:
-    """One named knowledge base (a Qdrant collection) built with a fixed pair of models."""
+    """One named knowledge base built with a fixed pair of models.
+
+    Users reach it by its name, a Qdrant collection alias (``vistarag__NAME``) that points at one
+    physical collection (``vistarag_v__NAME__STAMP``). A re-index builds a new physical collection
+    (a *staging* base, see ``staging()``) and swaps the alias when it is complete (``swap_to``),
+    so an interrupted re-index leaves the old one serving. A knowledge base created before aliases
+    (a plain collection named ``vistarag__NAME``) keeps working and moves to an alias on re-index.
+    """
 
     def __init__(
-        self, settings: Settings, name: str | None = None, client: QdrantClient | None = None
+        self,
+        settings: Settings,
+        name: str | None = None,
+        client: QdrantClient | None = None,
+        *,
+        physical: str | None = None,
     ):
         self.settings = settings
         self.name = name or settings.kb
-        self.collection = collection_name(self.name)
+        self.alias = collection_name(self.name)
+        # the name every read and write goes through: the alias, or a staging base's collection
+        self.collection = physical or self.alias
+        self.pinned = physical is not None
         self.client = client or get_client(settings)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def exists(self) -> bool:
-        return self.client.collection_exists(self.collection)
+        return self.physical() is not None
+
+    def physical(self) -> str | None:
+        """The physical collection this knowledge base reads now, or None when there is none."""
+        if self.pinned:
+            return self.collection if self.client.collection_exists(self.collection) else None
+        target = _alias_target(self.client, self.alias)
+        if target is not None:
+            return target
+        if self.client.collection_exists(self.alias):
+            return self.alias  # a plain collection from before aliases
+        return self._recover()
+
+    def _recover(self) -> str | None:
+        """Re-point a lost alias at the newest complete build (a swap cut short)."""
+        ready = [
+            name for name in self.builds() if _metadata(self.client, name).get("state") == READY
+        ]
+        if not ready:
+            return None
+        self.client.update_collection_aliases(change_aliases_operations=[_create_alias(
+            ready[-1], self.alias)])
+        return ready[-1]
+
+    def builds(self) -> list[str]:
+        """Physical collections built for this knowledge base, oldest first."""
+        prefix = f"{BUILD_PREFIX}{self.name}__"
+        names = [c.name for c in self.client.get_collections().collections]
+        return sorted(n for n in names if n.startswith(prefix) and "__" not in n[len(prefix):])
 
     def _info(self) -> models.CollectionInfo:
-        if not self.exists():
+        target = self.physical()
+        if target is None:
             raise KnowledgeBaseNotFound(
                 f"knowledge base {self.name!r} does not exist yet: "
                 f"run `vistarag ingest PATH --kb {self.name}`"
             )
-        return self.client.get_collection(self.collection)
+        return self.client.get_collection(target)
 
     def metadata(self) -> dict[str, Any]:
         return dict(self._info().config.metadata or {})
@@ -170,14 +217,25 @@ class KnowledgeBase:
         The metadata also lists the owners whose points it holds, so searches can skip an owner
         filter that every point satisfies (embedded mode evaluates filters point by point).
         """
-        if self.exists():
-            self.check_models(record)
-            owners = self.metadata().get("owners")
+        target = self.physical()
+        if target is not None:
+            meta = dict(self.client.get_collection(target).config.metadata or {})
+            self.check_models(record, meta)
+            owners = meta.get("owners")
             if owner and isinstance(owners, list) and owner not in owners:
-                self.client.update_collection(
-                    self.collection, metadata={"owners": [*owners, owner]}
-                )
+                self.client.update_collection(target, metadata={"owners": [*owners, owner]})
             return
+        if self.pinned:
+            self._create(self.collection, record, owner, BUILDING)
+            return
+        physical = self._create(_build_name(self.name), record, owner, READY)
+        self.client.update_collection_aliases(
+            change_aliases_operations=[_create_alias(physical, self.alias)]
+        )
+
+    def _create(
+        self, physical: str, record: dict[str, Any], owner: str | None, state: str
+    ) -> str:
         vectors = {
             "text": models.VectorParams(
                 size=int(record["text_dim"]), distance=models.Distance.COSINE
@@ -188,7 +246,7 @@ class KnowledgeBase:
                 size=int(record["joint_dim"]), distance=models.Distance.COSINE
             )
         self.client.create_collection(
-            self.collection,
+            physical,
             vectors_config=vectors,
             sparse_vectors_config={
                 LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
@@ -199,15 +257,47 @@ class KnowledgeBase:
                 "owners": [owner] if owner else [],
                 "schema_version": SCHEMA_VERSION,
                 "kb": self.name,
+                "state": state,
             },
         )
         if not is_local(self.client):
             for name in KEYWORD_FIELDS:
-                self.client.create_payload_index(
-                    self.collection, name, models.PayloadSchemaType.KEYWORD
-                )
+                self.client.create_payload_index(physical, name, models.PayloadSchemaType.KEYWORD)
             for name, schema in NUMERIC_FIELDS.items():
-                self.client.create_payload_index(self.collection, name, schema)
+                self.client.create_payload_index(physical, name, schema)
+        return physical
+
+    # ---- re-index: build beside, then swap ----------------------------------------------------
+    def staging(self, record: dict[str, Any]) -> KnowledgeBase:
+        """A new, empty physical collection for this knowledge base, not yet serving."""
+        physical = _build_name(self.name)
+        self._create(physical, record, None, BUILDING)
+        return KnowledgeBase(self.settings, self.name, self.client, physical=physical)
+
+    def swap_to(self, staging: KnowledgeBase) -> None:
+        """Serve ``staging`` from now on (one atomic alias change), then drop the old build."""
+        if self.pinned or not staging.pinned or staging.name != self.name:
+            raise VistaRAGError(f"cannot swap {staging.collection!r} into {self.alias!r}")
+        old = self.physical()
+        self.client.update_collection(staging.collection, metadata={"state": READY})
+        ops: list[models.AliasOperations] = []
+        if old == self.alias:  # a plain collection holds the name: it must go first
+            self.client.delete_collection(old)
+        elif old is not None:
+            ops.append(models.DeleteAliasOperation(
+                delete_alias=models.DeleteAlias(alias_name=self.alias)))
+        ops.append(_create_alias(staging.collection, self.alias))
+        self.client.update_collection_aliases(change_aliases_operations=ops)
+        if old is not None and old != self.alias:
+            self.client.delete_collection(old)
+
+    def drop_stale_builds(self) -> list[str]:
+        """Delete builds that do not serve (left by an interrupted re-index); returns them."""
+        serving = self.physical()
+        stale = [name for name in self.builds() if name != serving]
+        for name in stale:
+            self.client.delete_collection(name)
+        return stale
 
     def check_models(self, record: dict[str, Any], built: dict[str, Any] | None = None) -> None:
         """Raise ModelMismatchError naming the re-index command when models differ.
@@ -229,10 +319,20 @@ class KnowledgeBase:
             )
 
     def drop(self) -> bool:
-        if not self.exists():
-            return False
-        self.client.delete_collection(self.collection)
-        return True
+        """Delete the knowledge base: its alias, the collection it serves and stale builds."""
+        target = self.physical()
+        if self.pinned:
+            if target is not None:
+                self.client.delete_collection(target)
+            return target is not None
+        if target is not None and target != self.alias:
+            self.client.update_collection_aliases(change_aliases_operations=[
+                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self.alias))
+            ])
+        if target is not None:
+            self.client.delete_collection(target)
+        self.drop_stale_builds()
+        return target is not None
 
     # ---- writes ----------------------------------------------------------------------------
     def upsert(self, points: Sequence[PointRecord], batch: int = 256) -> None:
@@ -393,5 +493,34 @@ def field_filter(**conditions: Any) -> models.Filter:
 
 
 def list_knowledge_bases(client: QdrantClient) -> list[str]:
-    names = [c.name for c in client.get_collections().collections]
-    return sorted(n[len(COLLECTION_PREFIX) :] for n in names if n.startswith(COLLECTION_PREFIX))
+    """Names of the knowledge bases: aliases, plain collections from before aliases, and any
+    complete build whose alias was lost (it is re-pointed on first use)."""
+    names = {c.name for c in client.get_collections().collections}
+    names |= {a.alias_name for a in client.get_aliases().aliases}
+    found = {n[len(COLLECTION_PREFIX) :] for n in names if n.startswith(COLLECTION_PREFIX)}
+    for n in names:
+        if n.startswith(BUILD_PREFIX) and _metadata(client, n).get("state") == READY:
+            found.add(n[len(BUILD_PREFIX) :].rsplit("__", 1)[0])
+    return sorted(found)
+
+
+def _build_name(kb: str) -> str:
+    """A fresh physical collection name for ``kb``; names sort in creation order."""
+    return f"{BUILD_PREFIX}{kb}__{time.time_ns():020d}"
+
+
+def _alias_target(client: QdrantClient, alias: str) -> str | None:
+    for item in client.get_aliases().aliases:
+        if item.alias_name == alias:
+            return item.collection_name
+    return None
+
+
+def _metadata(client: QdrantClient, collection: str) -> dict[str, Any]:
+    return dict(client.get_collection(collection).config.metadata or {})
+
+
+def _create_alias(collection: str, alias: str) -> models.CreateAliasOperation:
+    return models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+    )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from functools import cached_property
 
 from vistarag.agent.embeddings import (
-    JointModelStatus,
     SentenceEmbedder,
+    joint_notice,
     load_joint_embedder,
     load_text_embedder,
 )
@@ -15,10 +15,15 @@ from vistarag.agent.ocr import RapidOcrEngine, get_ocr
 from vistarag.agent.settings import Settings
 
 TEXT_BRIDGE = "none (text-bridge)"
+log = logging.getLogger(__name__)
 
 
 class Models:
-    """Lazy access to the configured models; each loads once per process."""
+    """Lazy access to the configured models; each loads once per process.
+
+    Nothing heavy is imported until a model is used: sentence-transformers, transformers and
+    torch load with the first ``text`` or ``joint`` access, RapidOCR with the first ``ocr``.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -31,10 +36,22 @@ class Models:
     def joint(self) -> SentenceEmbedder | None:
         s = self.settings
         embedder = load_joint_embedder(s.joint_model, s.device, s.hub_probe_timeout_s)
-        if embedder is None and JointModelStatus.notice and not JointModelStatus.shown:
-            JointModelStatus.shown = True
-            print(f"notice: {JointModelStatus.notice}", file=sys.stderr)
+        notice = joint_notice(s.joint_model) if embedder is None else None
+        if notice:
+            log.info("%s", notice)  # front ends show it once per knowledge base
         return embedder
+
+    @property
+    def joint_notice(self) -> str | None:
+        """Why the configured joint model is missing (text-bridge mode), or None.
+
+        None also when the joint model is switched off on purpose (``none``). Loads the joint
+        model if nobody has yet. Front ends show it once per knowledge base
+        (``vistarag.agent.notices.pending_notices``).
+        """
+        if self.joint is not None:
+            return None
+        return joint_notice(self.settings.joint_model)
 
     @property
     def text_bridge(self) -> bool:

@@ -6,10 +6,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from platformdirs import user_data_path
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SynthesizerName = Literal["auto", "anthropic", "openai", "extractive"]
+
+
+def default_home() -> Path:
+    """One data dir per user (e.g. ~/.local/share/vistarag), whatever the working directory."""
+    return user_data_path("vistarag", appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -20,9 +26,10 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(
-        default=Path(".vistarag"),
+        default_factory=default_home,
         validation_alias=AliasChoices("VISTARAG_HOME"),
-        description="Data dir: qdrant/, blobs/, checkpoints.sqlite, ingest ledger.",
+        description="Data dir: qdrant/, blobs/, checkpoints.sqlite, notices. Default: one per "
+        "user (platformdirs), never the working directory.",
     )
     kb: str = Field(default="default", description="Knowledge base (one Qdrant collection).")
     owner: str = Field(default="local", description="Owner written on every point; filters.")
@@ -100,6 +107,15 @@ class Settings(BaseSettings):
     # Memory
     checkpointer: Literal["sqlite", "memory", "postgres", "none"] = "sqlite"
     postgres_url: str | None = None
+
+    @field_validator("home", "qdrant_path", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def notices_path(self) -> Path:
+        return self.home / "notices.json"
 
     @property
     def qdrant_dir(self) -> Path:

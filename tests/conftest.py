@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -10,6 +11,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 for _key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
              "QDRANT_URL", "VISTARAG_HOME"):
     os.environ.pop(_key, None)
+# A test that forgets its own data dir must never write into the user's one.
+os.environ["VISTARAG_HOME"] = tempfile.mkdtemp(prefix="vistarag-tests-")
 
 from pathlib import Path  # noqa: E402
 

@@ -14,6 +14,7 @@ from vistarag.agent.embeddings import JointModelStatus, load_joint_embedder
 from vistarag.agent.engine import Engine
 from vistarag.agent.index import field_filter
 from vistarag.agent.models import TEXT_BRIDGE, Models
+from vistarag.agent.notices import pending_notices
 from vistarag.agent.settings import Settings
 from vistarag.agent.sparse import LEXICAL_VECTOR
 
@@ -53,9 +54,11 @@ def clean_joint_cache():
     """The loader caches per spec and remembers its notice: isolate tests that inspect them."""
     load_joint_embedder.cache_clear()
     JointModelStatus.notice, JointModelStatus.shown = None, False
+    JointModelStatus.by_spec.clear()
     yield
     load_joint_embedder.cache_clear()
     JointModelStatus.notice, JointModelStatus.shown = None, False
+    JointModelStatus.by_spec.clear()
 
 
 # ---- joint mode ------------------------------------------------------------------------------
@@ -153,7 +156,7 @@ def test_missing_joint_model_offline_falls_back_quickly(clean_joint_cache, monke
     assert "clip-ViT-B-32" in notice
 
 
-def test_text_bridge_models_record_and_notice_once(
+def test_text_bridge_models_record_and_notice_once_per_kb(
     clean_joint_cache, monkeypatch, capsys, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -162,9 +165,13 @@ def test_text_bridge_models_record_and_notice_once(
     record = models.record()
     assert record["joint_model"] == TEXT_BRIDGE and record["joint_dim"] == 0
     assert record["text_dim"] == 384
-    assert "text-bridge" in capsys.readouterr().err
-    Models(Settings(_env_file=None, home=tmp_path, joint_model="clip-ViT-B-32")).joint  # noqa: B018
-    assert capsys.readouterr().err == ""  # printed once per process
+    assert capsys.readouterr().err == ""  # the core prints nothing; front ends show notices
+    assert "text-bridge" in (models.joint_notice or "")
+    (notice,) = pending_notices(models, "docs")
+    assert "text-bridge" in notice
+    again = Models(Settings(_env_file=None, home=tmp_path, joint_model="clip-ViT-B-32"))
+    assert pending_notices(again, "docs") == []  # remembered in the data dir, not per process
+    assert pending_notices(again, "other") == [notice]  # once per knowledge base
 
 
 def test_joint_none_is_text_bridge_without_notice(clean_joint_cache, settings: Settings) -> None:

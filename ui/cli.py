@@ -11,28 +11,73 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
-from vistarag.agent.errors import VistaRAGError
-from vistarag.agent.types import Hit
+from vistarag.agent.errors import KnowledgeBaseNotFound, VistaRAGError
 
-if TYPE_CHECKING:  # heavy modules load lazily, so --help stays fast
+if TYPE_CHECKING:  # heavy modules load lazily, so --help and status stay fast
     from vistarag.agent.engine import Engine
     from vistarag.agent.ingest.pipeline import FileResult
+    from vistarag.agent.types import Hit
+
+
+class _FlagHelp:
+    """Shows ``--help`` as the flag it is (no ``<bool>`` value in the help table)."""
+
+    def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class Command(_FlagHelp, TyperCommand):
+    pass
+
+
+class Group(_FlagHelp, TyperGroup):
+    pass
+
 
 app = typer.Typer(
+    cls=Group,
     help="VistaRAG: chat with your documents, screenshots and images.",
     no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
 )
-kb_app = typer.Typer(help="Manage knowledge bases.", no_args_is_help=True)
+kb_app = typer.Typer(cls=Group, help="Manage knowledge bases.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per message, also in logs and CI
 
-KbOpt = Annotated[str | None, typer.Option("--kb", help="Knowledge base name (default: default).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+KbOpt = Annotated[
+    str | None,
+    typer.Option("--kb", metavar="NAME", help="Knowledge base name (default: default)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")]
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``0 entries`` (with ``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+@app.callback()
+def _main(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            metavar="DIR",
+            help="Data dir for this command (default: VISTARAG_HOME, else one per user).",
+        ),
+    ] = None,
+) -> None:
+    """VistaRAG: chat with your documents, screenshots and images."""
+    if home is not None:
+        os.environ["VISTARAG_HOME"] = str(home.expanduser().resolve())
 
 
 def _engine(kb: str | None = None) -> Engine:
@@ -50,7 +95,31 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-@app.command()
+def _require_points(engine: Engine) -> None:
+    """Fail fast, before any model loads, when the knowledge base is missing or empty."""
+    name, home = engine.settings.kb, engine.settings.home
+    kb = engine.kb()
+    if not kb.exists():
+        raise KnowledgeBaseNotFound(
+            f"no knowledge base {name!r} in {home}: add files first with "
+            f"`vistarag ingest PATH --kb {name}` (`vistarag status` lists what there is)"
+        )
+    if kb.count() == 0:
+        raise KnowledgeBaseNotFound(
+            f"knowledge base {name!r} in {home} is empty: add files with "
+            f"`vistarag ingest PATH --kb {name}`"
+        )
+
+
+def _show_notices(engine: Engine, kb: str | None = None) -> None:
+    """Notices this knowledge base has not shown yet (each is shown once per knowledge base)."""
+    from vistarag.agent.notices import pending_notices
+
+    for notice in pending_notices(engine.models, kb or engine.settings.kb):
+        err.print(f"[yellow]notice:[/yellow] {escape(notice)}")
+
+
+@app.command(cls=Command)
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursive).")],
     kb: KbOpt = None,
@@ -63,8 +132,17 @@ def ingest(
         engine.models.joint  # noqa: B018
     except VistaRAGError as exc:
         _fail(exc)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from vistarag.agent.ingest.discover import discover
 
+    _show_notices(engine)
     files = list(discover(paths))
     with Progress(
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -91,10 +169,11 @@ def ingest(
             _fail(exc)
     s = report.summary()
     err.print(
-        f"[bold]{s['files']} files[/bold]: {s['added']} added, {s['replaced']} replaced, "
-        f"{s['unchanged']} unchanged, {s['skipped']} skipped, "
-        f"[{'red' if s['errors'] else 'green'}]{s['errors']} errors[/]; "
-        f"{s['points']} points ({s['pages']} pages, {s['images']} images) in {s['seconds']} s "
+        f"[bold]{plural(int(s['files']), 'file')}[/bold]: {s['added']} added, "
+        f"{s['replaced']} replaced, {s['unchanged']} unchanged, {s['skipped']} skipped, "
+        f"[{'red' if s['errors'] else 'green'}]{plural(int(s['errors']), 'error')}[/]; "
+        f"{plural(int(s['points']), 'point')} ({plural(int(s['pages']), 'page')}, "
+        f"{plural(int(s['images']), 'image')}) in {s['seconds']} s "
         f"into knowledge base {engine.settings.kb!r}"
     )
     if report.errors:
@@ -111,16 +190,25 @@ def _print_hits(hits: list[Hit], title: str) -> None:
     out.print(table)
 
 
-@app.command()
+@app.command(cls=Command)
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for.")] = "",
-    image: Annotated[list[Path] | None, typer.Option("--image", help="Query image(s).")] = None,
-    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of hits.")] = 8,
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="What to look for.")] = "",
+    image: Annotated[
+        list[Path] | None,
+        typer.Option("--image", metavar="PATH", help="Query image (repeat for several)."),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", metavar="N", help="Number of hits.")] = 8,
     modality: Annotated[
-        list[str] | None, typer.Option("--modality", help="text, image, page or keyframe.")
+        list[str] | None,
+        typer.Option(
+            "--modality", metavar="KIND", help="Only text, image, page or keyframe (repeatable)."
+        ),
     ] = None,
     batch: Annotated[
-        Path | None, typer.Option("--batch", help='JSONL: {"id", "query", "image"?} per line.')
+        Path | None,
+        typer.Option(
+            "--batch", metavar="FILE", help='JSONL: {"id", "query", "image"?} per line.'
+        ),
     ] = None,
     kb: KbOpt = None,
     as_json: JsonOpt = False,
@@ -128,14 +216,17 @@ def search(
     """Search a knowledge base by text, by image, or both."""
     engine = _engine(kb)
     try:
+        if batch is None and not query and not image:
+            _fail(VistaRAGError("give a query text, --image PATH, or --batch FILE.jsonl"))
+        _require_points(engine)
         if batch is not None:
             _search_batch(engine, batch, k, modality, as_json)
+            _show_notices(engine)
             return
-        if not query and not image:
-            _fail(VistaRAGError("give a query text, --image PATH, or --batch FILE.jsonl"))
         hits = engine.find(query, [str(p) for p in image or []], k=k, modality=modality)
     except VistaRAGError as exc:
         _fail(exc)
+    _show_notices(engine)
     if as_json:
         print(json.dumps([h.to_public() for h in hits], ensure_ascii=False))
     elif not hits:
@@ -172,17 +263,20 @@ def _search_batch(
             _print_hits(hits, str(qid))
 
 
-@app.command()
+@app.command(cls=Command)
 def ask(
-    question: Annotated[str, typer.Argument(help="Your question.")] = "",
+    question: Annotated[str, typer.Argument(metavar="QUESTION", help="Your question.")] = "",
     image: Annotated[
-        list[Path] | None, typer.Option("--image", help="Screenshot or image for this turn.")
+        list[Path] | None,
+        typer.Option("--image", metavar="PATH", help="Screenshot or image for this turn."),
     ] = None,
     attach: Annotated[
-        list[Path] | None, typer.Option("--attach", help="Document to ingest and ask about.")
+        list[Path] | None,
+        typer.Option("--attach", metavar="FILE", help="Document to ingest and ask about."),
     ] = None,
     thread: Annotated[
-        str | None, typer.Option("--thread", help="Conversation id; reuse it for follow-ups.")
+        str | None,
+        typer.Option("--thread", metavar="ID", help="Conversation id; reuse it for follow-ups."),
     ] = None,
     kb: KbOpt = None,
     as_json: JsonOpt = False,
@@ -195,6 +289,12 @@ def ask(
     if not question and not image:
         _fail(VistaRAGError("give a question, --image PATH, or both"))
     settings = Settings()
+    engine = _engine(kb)
+    if not attach:
+        try:
+            _require_points(engine)
+        except VistaRAGError as exc:
+            _fail(exc)
     streamed = False
 
     def show(event: TurnEvent) -> None:
@@ -216,6 +316,7 @@ def ask(
     except VistaRAGError as exc:
         _fail(exc)
     thread_id = result.thread_id
+    _show_notices(engine)
     if as_json:
         payload = result.to_json()
         payload["hits"] = payload["sources"]
@@ -238,7 +339,7 @@ def ask(
     err.print(f"[dim]thread {thread_id} - follow up with --thread {thread_id}[/dim]")
 
 
-@app.command()
+@app.command(cls=Command)
 def delete(
     document: Annotated[str, typer.Argument(help="A document's path (as ingested) or doc_id.")],
     kb: KbOpt = None,
@@ -252,10 +353,47 @@ def delete(
     if not removed:
         err.print(f"no document {document!r} in knowledge base {engine.settings.kb!r}")
         raise typer.Exit(1)
-    err.print(f"removed {removed} points of {document}")
+    err.print(f"removed {plural(removed, 'point')} of {document}")
 
 
-@kb_app.command("list")
+@app.command(cls=Command)
+def status(as_json: JsonOpt = False) -> None:
+    """Data dir, knowledge bases, models, and whether the joint image-text model is available.
+
+    Loads no model: it reads the index and the model caches only.
+    """
+    from vistarag.agent.qdrant import get_client
+    from vistarag.agent.settings import Settings
+    from vistarag.agent.status import gather_status
+
+    try:
+        settings = Settings()
+        info = gather_status(settings, get_client(settings))
+    except VistaRAGError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(info, ensure_ascii=False))
+        return
+    out.print(f"[bold]data dir[/bold]   {escape(info['home'])}")
+    out.print(f"[bold]index[/bold]      {escape(info['index'])}")
+    kbs = info["knowledge_bases"]
+    out.print(f"[bold]knowledge bases[/bold] ({len(kbs)})")
+    if not kbs:
+        out.print("  none yet: `vistarag ingest PATH` creates 'default'")
+    for kb in kbs:
+        mode = "text-bridge" if kb["text_bridge"] else f"joint: {kb['joint_model']}"
+        out.print(f"  {escape(kb['name'])}: {plural(kb['points'], 'point')} ({escape(mode)})")
+    m = info["models"]
+    out.print("[bold]models[/bold]")
+    out.print(f"  text        {escape(m['text_model'])}")
+    out.print(f"  joint       {escape(m['joint_model'])}: {escape(m['joint_status'])}")
+    out.print(f"  reranker    {escape(m['reranker'])}")
+    out.print(f"  synthesizer {escape(m['synthesizer'])}")
+    mode = "text-bridge mode" if info["text_bridge"] else "joint image-text space available"
+    out.print(f"[bold]mode[/bold]       {mode}")
+
+
+@kb_app.command("list", cls=Command)
 def kb_list(as_json: JsonOpt = False) -> None:
     """List knowledge bases."""
     from vistarag.agent.index import list_knowledge_bases
@@ -269,8 +407,10 @@ def kb_list(as_json: JsonOpt = False) -> None:
             out.print(name)
 
 
-@kb_app.command("stats")
-def kb_stats(name: Annotated[str, typer.Argument()] = "default", as_json: JsonOpt = False) -> None:
+@kb_app.command("stats", cls=Command)
+def kb_stats(
+    name: Annotated[str, typer.Argument(metavar="NAME")] = "default", as_json: JsonOpt = False
+) -> None:
     """Points, documents and models of a knowledge base."""
     engine = _engine(name)
     try:
@@ -286,10 +426,10 @@ def kb_stats(name: Annotated[str, typer.Argument()] = "default", as_json: JsonOp
     out.print(table)
 
 
-@kb_app.command("delete")
+@kb_app.command("delete", cls=Command)
 def kb_delete(
-    name: Annotated[str, typer.Argument()],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", metavar="", help="Do not ask.")] = False,
 ) -> None:
     """Delete a knowledge base and the blobs only it used."""
     from vistarag.agent.maintenance import collect_garbage_blobs
@@ -299,27 +439,44 @@ def kb_delete(
         _fail(VistaRAGError(f"no knowledge base named {name!r} (see `vistarag kb list`)"))
     if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete knowledge base {name!r}?"):
         raise typer.Exit(1)
+    from vistarag.agent.notices import NoticeBook
+
     engine.kb().drop()
     freed = collect_garbage_blobs(engine)
-    err.print(f"deleted knowledge base {name!r} ({freed} blobs freed)")
+    NoticeBook(engine.settings.notices_path).forget(name)
+    err.print(f"deleted knowledge base {name!r} ({plural(freed, 'blob')} freed)")
 
 
-@kb_app.command("reindex")
-def kb_reindex(name: Annotated[str, typer.Argument()] = "default") -> None:
-    """Rebuild a knowledge base from its source files with the models configured now."""
+@kb_app.command("reindex", cls=Command)
+def kb_reindex(name: Annotated[str, typer.Argument(metavar="NAME")] = "default") -> None:
+    """Rebuild a knowledge base from its source files with the models configured now.
+
+    The rebuild goes into a new collection; the old one serves until the new one is complete.
+    """
     from vistarag.agent.maintenance import reindex
 
     engine = _engine(name)
     try:
-        report, missing = reindex(engine)
+        done = reindex(engine)
     except VistaRAGError as exc:
         _fail(exc)
-    for source in missing:
+    _show_notices(engine, name)
+    for source in done.missing:
         err.print(f"[yellow]missing[/yellow] {escape(source)}: no longer on disk, left out")
-    s = report.summary()
-    err.print(f"re-indexed {s['files']} files into {s['points']} points ({s['errors']} errors)")
-    if report.errors:
+    for result in done.report.errors:
+        err.print(f"[red]error[/red] {escape(result.path)}: {escape(result.message)}")
+    s = done.report.summary()
+    counts = (
+        f"{plural(int(s['files']), 'file')} into {plural(int(s['points']), 'point')} "
+        f"({plural(int(s['errors']), 'error')})"
+    )
+    if not done.swapped:
+        err.print(
+            f"[red]not re-indexed[/red]: {counts}; knowledge base {name!r} still serves its "
+            "previous index. Fix or `vistarag delete` the files above, then re-run."
+        )
         raise typer.Exit(1)
+    err.print(f"re-indexed {counts}")
 
 
 def main() -> None:

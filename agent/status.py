@@ -1,0 +1,72 @@
+"""What ``vistarag status`` reports, read without loading any model.
+
+Whether the joint model is available is decided from disk (a local directory or the Hugging Face
+cache), so the answer takes milliseconds; loading it stays with the first search or ingest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from qdrant_client import QdrantClient
+
+from vistarag.agent.index import KnowledgeBase, list_knowledge_bases
+from vistarag.agent.settings import Settings
+
+OFF = {"", "none", "off"}
+
+
+def joint_model_status(spec: str) -> tuple[bool, str]:
+    """(available, why) for a joint model spec, from disk only."""
+    if spec.strip().lower() in OFF:
+        return False, "switched off (VISTARAG_JOINT_MODEL=none): text-bridge mode"
+    if Path(spec).expanduser().exists():
+        return True, "local directory"
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = spec if "/" in spec else f"sentence-transformers/{spec}"
+    if isinstance(try_to_load_from_cache(repo, "config.json"), str) or isinstance(
+        try_to_load_from_cache(repo, "modules.json"), str
+    ):
+        return True, "in the Hugging Face cache"
+    offline = any(
+        os.environ.get(k, "").lower() in {"1", "true", "yes", "on"}
+        for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+    if offline:
+        return False, "not on disk and HF_HUB_OFFLINE is set: text-bridge mode"
+    return False, "not on disk: downloaded on first use if the hub is reachable, else text-bridge"
+
+
+def gather_status(settings: Settings, client: QdrantClient) -> dict[str, Any]:
+    """Data dir, index location, knowledge bases with point counts, and the models configured."""
+    available, why = joint_model_status(settings.joint_model)
+    kbs = []
+    for name in list_knowledge_bases(client):
+        kb = KnowledgeBase(settings, name, client)
+        meta = kb.metadata()
+        joint = meta.get("joint_model") or "?"
+        kbs.append({
+            "name": name,
+            "points": kb.count(),
+            "text_model": meta.get("text_model"),
+            "joint_model": joint,
+            "text_bridge": not meta.get("joint_dim"),
+        })
+    index = settings.qdrant_url or f"embedded Qdrant in {settings.qdrant_dir}"
+    return {
+        "home": str(settings.home),
+        "index": index,
+        "knowledge_bases": kbs,
+        "models": {
+            "text_model": settings.text_model,
+            "joint_model": settings.joint_model,
+            "joint_available": available,
+            "joint_status": why,
+            "reranker": settings.reranker,
+            "synthesizer": settings.synthesizer,
+        },
+        "text_bridge": not available,
+    }
