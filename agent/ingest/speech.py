@@ -25,6 +25,7 @@ RATE = 16_000
 WINDOW_S = 600.0
 CUT_SEARCH_S = 15.0  # look for the quietest 50 ms in the window's last seconds
 PACKAGED = "tiny.en"
+PAUSE_S = 0.8  # a pause this long between words starts a new segment
 _lock = threading.Lock()
 
 
@@ -54,6 +55,35 @@ def load_whisper(name: str, threads: int) -> Any:
             f"speech model {name!r} could not be loaded ({exc}); use VISTARAG_WHISPER_MODEL="
             f"{PACKAGED} (packaged, no download) or a local faster-whisper model directory"
         ) from exc
+
+
+def split_on_pauses(segment: Any, pause_s: float = PAUSE_S) -> list[TimedText]:
+    """A whisper segment split where its words pause or a sentence ends.
+
+    With the VAD filter, whisper decodes speech with the silences cut out, so one segment can
+    span several sentences said seconds apart; word times put each back where it was said.
+    """
+    words = [w for w in (segment.words or []) if w.word.strip()]
+    if not words:
+        text = segment.text.strip()
+        return [TimedText(float(segment.start), float(segment.end), text)] if text else []
+    parts: list[TimedText] = []
+    current = [words[0]]
+    for word in words[1:]:
+        prev = current[-1]
+        if word.start - prev.end >= pause_s or (
+            prev.word.rstrip().endswith((".", "?", "!")) and word.start - prev.end >= 0.3
+        ):
+            parts.append(_joined(current))
+            current = []
+        current.append(word)
+    parts.append(_joined(current))
+    return parts
+
+
+def _joined(words: list[Any]) -> TimedText:
+    text = "".join(w.word for w in words).strip()
+    return TimedText(float(words[0].start), float(words[-1].end), text)
 
 
 def _quietest_cut(audio: np.ndarray) -> int:
@@ -136,11 +166,12 @@ def transcribe(
                 vad_filter=True,
                 vad_parameters={"min_silence_duration_ms": 500},
                 condition_on_previous_text=False,
+                word_timestamps=True,
             )
             found = [
-                TimedText(offset + seg.start, offset + seg.end, seg.text.strip())
+                TimedText(float(offset + part.start), float(offset + part.end), part.text)
                 for seg in segments
-                if seg.text.strip()
+                for part in split_on_pauses(seg)
             ]
         yield from found
         if on_progress is not None:

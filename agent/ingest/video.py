@@ -44,6 +44,7 @@ FRAME_PX = 960  # keyframes are kept (for OCR, the joint model, the thumbnail) a
 MIN_SCENE_S = 0.5  # PySceneDetect's default (15 frames at 30 fps)
 SETTLE_S = (0.4, 1.0, 2.0)  # after a cut, also look at these later frames; keep the clearest
 DUPLICATE_DIFF = 3.0  # mean absolute difference (0-255) of 32x32 greys: the same picture
+DETAIL_EDGES = 0.004  # share of strong edges below which a frame is plain (no text to read)
 FADE_THRESHOLD = 12  # mean intensity at or below which a frame counts as black
 CLIP_TEXT_CHARS = 1200
 PROGRESS_EVERY_S = 2.0
@@ -166,6 +167,17 @@ class _Tracker:
         self.held = kf
 
 
+def has_detail(image: Image.Image) -> bool:
+    """False for frames with (almost) no sharp edges: plain colours, gradients, blur.
+
+    Such frames cannot show readable text, so OCR (the slowest step per keyframe) skips them.
+    """
+    grey = np.asarray(image.convert("L").resize((320, 180)), dtype=np.int16)
+    across = (np.abs(np.diff(grey, axis=1)) > 40).mean()
+    down = (np.abs(np.diff(grey, axis=0)) > 40).mean()
+    return float(across + down) > DETAIL_EDGES
+
+
 def _same_picture(a: _Frame, b: _Frame) -> bool:
     return float(np.abs(a.sig - b.sig).mean()) < DUPLICATE_DIFF
 
@@ -262,7 +274,9 @@ def keyframe_groups(
             key = f"kf{len(index)}"
             index.append((kf.t_start, key))
             t0 = time.perf_counter()
-            ocr_text = lines_to_text(ocr_image(ctx.models.ocr, kf.frame.image))
+            ocr_text = ""
+            if has_detail(kf.frame.image):
+                ocr_text = lines_to_text(ocr_image(ctx.models.ocr, kf.frame.image))
             ocr_s += time.perf_counter() - t0
             ctx.stats["keyframes"] += 1
             yield [
@@ -273,7 +287,6 @@ def keyframe_groups(
                     image=kf.frame.image,
                     t_start=round(kf.t_start, 3),
                     t_end=round(kf.t_end, 3),
-                    bbox=[0.0, 0.0, float(kf.frame.image.width), float(kf.frame.image.height)],
                     payload={
                         "title": path.name,
                         "time": time_range(kf.t_start, kf.t_end),
