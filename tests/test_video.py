@@ -50,7 +50,7 @@ VTT = f"""WEBVTT
 Welcome to the <i>orchestra</i> rehearsal.
 
 2
-00:00:05.000 --> 00:00:07.500
+00:00:05.500 --> 00:00:07.500
 {SUBTITLE}
 """
 
@@ -117,6 +117,8 @@ def by_source(videos, path: Path, modality: str) -> list[dict]:
 
 def test_folder_ingests_videos_and_takes_the_sidecar_with_its_video(videos):
     results = {Path(r.path).name: r for r in videos.report.results}
+    for r in results.values():
+        print(r.path, r.stats)
     assert set(results) == {"scenes.mp4", "vfr.mkv", "lecture.mp4"}  # lecture.vtt: sidecar
     assert all(r.status == "added" for r in results.values()), results
     scenes = results["scenes.mp4"]
@@ -168,7 +170,7 @@ def test_each_spoken_sentence_is_found_at_its_time(videos, start, sentence):
 def test_subtitles_are_preferred_and_return_their_time_range(videos):
     hits = videos.engine.search("violinist tuned the instrument", k=3, modality=["transcript"])
     assert hits and hits[0].source.endswith("lecture.mp4")
-    assert (hits[0].t_start, hits[0].t_end) == (5.0, 7.5)
+    assert (hits[0].t_start, hits[0].t_end) == (5.5, 7.5)
     assert SUBTITLE in hits[0].text
     payload = by_source(videos, videos.lecture, "transcript")
     assert {p["origin"] for p in payload} == {"subtitle"}
