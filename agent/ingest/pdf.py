@@ -6,7 +6,10 @@ Coordinates are PDF points in the page's visible (rotated) space; pages are 1-ba
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pymupdf
 from PIL import Image
@@ -16,6 +19,9 @@ from vistarag.agent.ingest.chunking import Block, clean, pack_blocks
 from vistarag.agent.ingest.images import ocr_image, ocr_units
 from vistarag.agent.ingest.units import Extraction, Unit
 from vistarag.agent.ocr import RapidOcrEngine, lines_to_text
+
+if TYPE_CHECKING:
+    from vistarag.agent.ingest.registry import ExtractContext
 
 MIN_FIGURE_PT = 48  # figures smaller than this (either side, in points) are icons or rules
 OCR_DPI = 200
@@ -125,13 +131,42 @@ def _figures(page: pymupdf.Page, page_no: int, blocks: list[Block]) -> list[Unit
 def extract_pdf(
     path: Path, ocr: RapidOcrEngine, max_pages: int, max_chars: int, render_dpi: int
 ) -> Extraction:
-    """All units of a PDF; pages without a text layer are OCRed."""
-    doc = open_pdf(path, max_pages)
-    units: list[Unit] = []
+    """All units of a PDF at once (small files, tests); ingestion streams ``iter_pdf_pages``."""
     warnings: list[str] = []
+    stats: Counter[str] = Counter()
+    pages = iter_pdf_pages(path, ocr, max_pages, max_chars, render_dpi, warnings, stats)
+    units = [unit for group in pages for unit in group]
+    return Extraction(units=units, kind="pdf", pages=stats["pages"], warnings=warnings)
+
+
+def iter_pdf(path: Path, ctx: ExtractContext) -> Iterator[list[Unit]]:
+    """Registry extractor: one group per page, so only one page's renders are held at once."""
+    s = ctx.settings
+    yield from iter_pdf_pages(
+        path, ctx.models.ocr, s.max_pdf_pages, s.chunk_chars, s.page_render_dpi, ctx.warnings,
+        ctx.stats, lambda done, total: ctx.progress("pages", done, total),
+    )
+
+
+def iter_pdf_pages(
+    path: Path,
+    ocr: RapidOcrEngine,
+    max_pages: int,
+    max_chars: int,
+    render_dpi: int,
+    warnings: list[str],
+    stats: Counter[str],
+    on_page: Callable[[int, int], None] | None = None,
+) -> Iterator[list[Unit]]:
+    """The units of a PDF, one page at a time; pages without a text layer are OCRed."""
+    doc = open_pdf(path, max_pages)
+    stats["pages"] = doc.page_count
+    title = (doc.metadata or {}).get("title") or ""
+    produced = 0
     try:
         for index in range(doc.page_count):
             page_no = index + 1
+            units: list[Unit] = []
             try:
                 page = doc.load_page(index)
                 blocks = _text_blocks(page)
@@ -172,17 +207,20 @@ def extract_pdf(
                 raise
             except Exception as exc:
                 warnings.append(f"page {page_no}: could not be read ({exc}); skipped")
+            for unit in units:
+                unit.payload.setdefault("title", path.name)
+                if title:
+                    unit.payload.setdefault("pdf_title", title)
+            produced += len(units)
+            if on_page is not None:
+                on_page(page_no, doc.page_count)
+            if units:
+                yield units
         if doc.is_repaired:
             warnings.append(
                 "the PDF was damaged and has been repaired; some content may be missing"
             )
-        if not units:
+        if not produced:
             raise IngestError(str(path), "no page of this PDF could be read (damaged file)")
-        title = (doc.metadata or {}).get("title") or ""
-        for unit in units:
-            unit.payload.setdefault("title", path.name)
-            if title:
-                unit.payload.setdefault("pdf_title", title)
-        return Extraction(units=units, kind="pdf", pages=doc.page_count, warnings=warnings)
     finally:
         doc.close()

@@ -1,18 +1,25 @@
 """Files -> units -> vectors -> Qdrant points, with dedupe, replace-on-change and clean errors.
 
-A changed file's new points are written before its old ones are removed, so a failure never
-loses what was stored; bad files are reported one line each and the batch goes on.
+Extractors come from one registry (``registry.py``) and yield groups of units as they read a
+file; groups are embedded and upserted in batches, so memory stays bounded whatever the file's
+length (a 2,000-page PDF, a two-hour video). A changed file's new points are written before its
+old ones are removed, and a version counts as stored only once its last batch is marked
+complete, so a failure (or a crash) never loses what was stored and never passes for done; bad
+files are reported one line each and the batch goes on.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from PIL import Image
 from qdrant_client import models
 
@@ -20,16 +27,16 @@ from vistarag.agent.blobs import BlobStore, sha256_file
 from vistarag.agent.errors import IngestError
 from vistarag.agent.index import KnowledgeBase, PointRecord, field_filter, point_id
 from vistarag.agent.ingest.discover import discover, kind_of
-from vistarag.agent.ingest.images import extract_image
-from vistarag.agent.ingest.pdf import extract_pdf
-from vistarag.agent.ingest.textfiles import extract_text_file
-from vistarag.agent.ingest.units import Extraction, Unit
+from vistarag.agent.ingest.registry import ExtractContext, ProgressCallback, get_extractor
+from vistarag.agent.ingest.units import Unit
 from vistarag.agent.models import Models
 from vistarag.agent.settings import Settings
 from vistarag.agent.sparse import LEXICAL_VECTOR, document_vector
 
 Status = Literal["added", "replaced", "unchanged", "skipped", "error"]
 CITATION_FIELDS = ("doc_id", "source", "modality", "page", "bbox", "t_start", "t_end", "blob")
+COMPLETE = "complete"  # payload flag on a version's last point: every batch before it landed
+FileProgress = Callable[[Path, str, float, "float | None"], None]
 
 
 def doc_id_for(source: str) -> str:
@@ -47,6 +54,18 @@ class FileResult:
     images: int = 0
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    kind: str | None = None
+    by_modality: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)  # extractor counts (duration_s, ...)
+
+    @property
+    def keyframes(self) -> int:
+        return self.by_modality.get("keyframe", 0)
+
+    @property
+    def transcript_segments(self) -> int:
+        """Timed text segments read (spoken or subtitle), before merging into chunks."""
+        return int(self.stats.get("transcript_segments", 0))
 
 
 @dataclass
@@ -76,6 +95,9 @@ class IngestReport:
             "points": self.points,
             "pages": sum(r.pages for r in self.results),
             "images": sum(r.images for r in self.results),
+            "videos": sum(1 for r in self.results if r.kind == "video" and r.points),
+            "keyframes": sum(r.keyframes for r in self.results),
+            "transcript_segments": sum(r.transcript_segments for r in self.results),
             "seconds": round(self.seconds, 2),
         }
 
@@ -94,31 +116,46 @@ class Ingestor:
         paths: Iterable[Path | str],
         on_file: Callable[[Path], None] | None = None,
         on_result: Callable[[FileResult], None] | None = None,
+        on_progress: FileProgress | None = None,
     ) -> IngestReport:
-        """Ingest files and folders (recursively); never stops on a bad file."""
+        """Ingest files and folders (recursively); never stops on a bad file.
+
+        ``on_progress(path, stage, done, total)`` reports progress inside a file (seconds of
+        video decoded, pages read).
+        """
         started = time.perf_counter()
         report = IngestReport()
         for path in discover(Path(p) for p in paths):
             if on_file:
                 on_file(path)
-            result = self.ingest_file(path)
+            progress = functools.partial(on_progress, path) if on_progress else None
+            result = self.ingest_file(path, on_progress=progress)
             report.results.append(result)
             if on_result:
                 on_result(result)
         report.seconds = time.perf_counter() - started
         return report
 
-    def ingest_file(self, path: Path, source: str | None = None) -> FileResult:
+    def ingest_file(
+        self,
+        path: Path,
+        source: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> FileResult:
         """Ingest one file; ``source`` overrides the recorded origin (e.g. an upload's name)."""
         path = Path(path)
         try:
-            return self._ingest(path, source)
+            return self._ingest(path, source, on_progress)
         except IngestError as exc:
-            return FileResult(str(path), "error", message=exc.problem)
+            return FileResult(str(path), "error", message=exc.problem, kind=kind_of(path))
         except Exception as exc:  # an unexpected failure still must not stop the batch
-            return FileResult(str(path), "error", message=f"{exc.__class__.__name__}: {exc}")
+            return FileResult(
+                str(path), "error", message=f"{exc.__class__.__name__}: {exc}", kind=kind_of(path)
+            )
 
-    def _ingest(self, path: Path, source: str | None) -> FileResult:
+    def _ingest(
+        self, path: Path, source: str | None, on_progress: ProgressCallback | None = None
+    ) -> FileResult:
         kind = kind_of(path)
         if not path.exists():
             raise IngestError(str(path), "file not found")
@@ -126,19 +163,31 @@ class Ingestor:
             return FileResult(
                 str(path), "skipped", message=f"unsupported file type {path.suffix!r}"
             )
-        if kind == "video":
-            return FileResult(str(path), "skipped", message="video ingestion is not supported yet")
+        spec = get_extractor(kind)
         self._check_readable(path)
         source = source or str(path.resolve())
         doc_id = doc_id_for(source)
         content_hash = sha256_file(path)
+        if spec.companions is not None and (extra := spec.companions(path)):
+            parts = [content_hash, *(f"{p.name}:{sha256_file(p)}" for p in extra)]
+            content_hash = hashlib.sha256("\n".join(parts).encode()).hexdigest()
         self.kb.ensure(self.models.record(), owner=self.settings.owner)
         stored = self.kb.doc_versions(doc_id)
-        if stored == {content_hash}:
-            return FileResult(str(path), "unchanged", doc_id=doc_id)
-        extraction = self._extract(path, kind)
-        points = self._points(extraction, doc_id, source, content_hash)
-        self.kb.upsert(points)
+        if stored == {content_hash} and self._complete(doc_id, content_hash):
+            return FileResult(str(path), "unchanged", doc_id=doc_id, kind=kind)
+        ctx = ExtractContext(self.settings, self.models, on_progress)
+        writer = _BatchWriter(self, doc_id, source, content_hash, kind)
+        try:
+            for group in spec.extract(path, ctx):
+                writer.add(group)
+            writer.finish()
+        except BaseException:
+            # What this attempt stored of the new version goes; stored versions stay.
+            self._delete_version(doc_id, content_hash)
+            raise
+        if not writer.points:
+            self._delete_version(doc_id, content_hash)
+            raise IngestError(str(path), "nothing retrievable was found in it")
         old = stored - {content_hash}
         for old_hash in old:
             self._delete_version(doc_id, old_hash)
@@ -146,11 +195,19 @@ class Ingestor:
             str(path),
             "replaced" if old else "added",
             doc_id=doc_id,
-            points=len(points),
-            pages=extraction.pages,
-            images=sum(1 for p in points if p.payload["modality"] == "image"),
-            warnings=extraction.warnings,
+            points=writer.points,
+            pages=int(ctx.stats.get("pages", 0)),
+            images=writer.by_modality.get("image", 0),
+            warnings=ctx.warnings,
+            kind=kind,
+            by_modality=dict(writer.by_modality),
+            stats=dict(ctx.stats),
         )
+
+    def _complete(self, doc_id: str, content_hash: str) -> bool:
+        """True when this version's last batch landed (it carries the ``complete`` flag)."""
+        flt = field_filter(doc_id=doc_id, content_hash=content_hash, **{COMPLETE: True})
+        return self.kb.count(flt) > 0
 
     def _check_readable(self, path: Path) -> None:
         try:
@@ -167,70 +224,6 @@ class Ingestor:
                 f"file is {size / 1e6:.1f} MB, over the limit of {self.settings.max_file_mb} MB "
                 "(raise VISTARAG_MAX_FILE_MB)",
             )
-
-    def _extract(self, path: Path, kind: str) -> Extraction:
-        s = self.settings
-        if kind == "image":
-            return extract_image(path, self.models.ocr, s.max_image_pixels, s.chunk_chars)
-        if kind == "pdf":
-            return extract_pdf(
-                path, self.models.ocr, s.max_pdf_pages, s.chunk_chars, s.page_render_dpi
-            )
-        return extract_text_file(path, s.chunk_chars)
-
-    def _points(
-        self, extraction: Extraction, doc_id: str, source: str, content_hash: str
-    ) -> list[PointRecord]:
-        units = extraction.units
-        vectors: list[dict[str, Any]] = [{} for _ in units]
-        text_idx = [i for i, u in enumerate(units) if u.text.strip()]
-        if text_idx:
-            text_vecs = self.models.text.encode_document([units[i].text for i in text_idx])
-            for i, vec in zip(text_idx, text_vecs, strict=True):
-                vectors[i]["text"] = vec.tolist()
-        joint = self.models.joint
-        image_idx = [i for i, u in enumerate(units) if u.image is not None]
-        if joint is not None and image_idx:
-            joint_vecs = joint.encode_document([_rgb(units[i]) for i in image_idx], batch_size=16)
-            for i, vec in zip(image_idx, joint_vecs, strict=True):
-                vectors[i]["joint"] = vec.tolist()
-        for i in text_idx:
-            sparse = document_vector(units[i].text)
-            if sparse is not None:
-                vectors[i][LEXICAL_VECTOR] = sparse
-        # A unit with no vector (an uncaptioned figure in text-bridge mode) is not stored, and
-        # neither is its image unless a stored unit cites it.
-        kept = [(u, v) for u, v in zip(units, vectors, strict=True) if v]
-        cited = {u.key for u, _ in kept} | {u.blob_of for u, _ in kept if u.blob_of}
-        blob_refs = {
-            u.key: self.blobs.put_image(u.image, max_side=self.settings.thumbnail_px)
-            for u in units
-            if u.image is not None and u.key in cited
-        }
-        points = []
-        for unit, vecs in kept:
-            blob = blob_refs.get(unit.key) or blob_refs.get(unit.blob_of or "")
-            payload = {
-                "doc_id": doc_id,
-                "source": source,
-                "modality": unit.modality,
-                "page": unit.page,
-                "bbox": unit.bbox,
-                "t_start": unit.t_start,
-                "t_end": unit.t_end,
-                "text": unit.text,
-                "blob": blob,
-                "content_hash": content_hash,
-                "owner": self.settings.owner,
-                "kind": extraction.kind,
-                "unit": unit.key,
-                **unit.payload,
-            }
-            # The citation again under "metadata", where langchain-qdrant's QdrantVectorStore
-            # looks for it, so the collection is usable as a LangChain VectorStore as it is.
-            payload["metadata"] = {key: payload[key] for key in CITATION_FIELDS}
-            points.append(PointRecord(point_id(doc_id, content_hash, unit.key), vecs, payload))
-        return points
 
     def _delete_version(self, doc_id: str, content_hash: str) -> None:
         flt = field_filter(doc_id=doc_id, content_hash=content_hash)
@@ -251,6 +244,138 @@ class Ingestor:
         if not self.kb.exists():
             return 0
         return self._delete_where(field_filter(doc_id=doc_id))
+
+
+class _BatchWriter:
+    """Embeds and upserts one document's unit groups in batches; keeps only small state.
+
+    What it keeps across batches: blob references by unit key (so a later unit may cite an
+    earlier unit's image), per-space running sums for pooled summary units, and counts.
+    """
+
+    def __init__(
+        self, ingestor: Ingestor, doc_id: str, source: str, content_hash: str, kind: str
+    ) -> None:
+        self.ing = ingestor
+        self.doc_id = doc_id
+        self.source = source
+        self.content_hash = content_hash
+        self.kind = kind
+        self.groups: list[list[Unit]] = []
+        self.pending_units = 0
+        self.pending_images = 0
+        self.blob_refs: dict[str, str] = {}
+        self.sums: dict[tuple[str, str], np.ndarray] = {}
+        self.points = 0
+        self.by_modality: Counter[str] = Counter()
+        self.last_id: str | None = None
+        batch = max(1, ingestor.settings.ingest_batch_units)
+        self.max_units = batch
+        self.max_images = max(2, batch // 4)
+
+    def add(self, group: list[Unit]) -> None:
+        self.groups.append(group)
+        self.pending_units += len(group)
+        self.pending_images += sum(1 for u in group if u.image is not None)
+        if self.pending_units >= self.max_units or self.pending_images >= self.max_images:
+            self.flush()
+
+    def finish(self) -> None:
+        """Write what is left, then flag the last point: the version is complete."""
+        self.flush()
+        if self.last_id is not None:
+            kb = self.ing.kb
+            kb.client.set_payload(
+                kb.collection, payload={COMPLETE: True}, points=[self.last_id], wait=True
+            )
+
+    def flush(self) -> None:
+        if not self.groups:
+            return
+        groups, self.groups = self.groups, []
+        self.pending_units = self.pending_images = 0
+        points = self._points(groups)
+        if points:
+            self.ing.kb.upsert(points)
+            self.points += len(points)
+            self.last_id = points[-1].id
+            self.by_modality.update(p.payload["modality"] for p in points)
+
+    def _vectors(self, units: list[Unit]) -> list[dict[str, Any]]:
+        models_ = self.ing.models
+        vectors: list[dict[str, Any]] = [{} for _ in units]
+        text_idx = [i for i, u in enumerate(units) if u.text.strip()]
+        if text_idx:
+            text_vecs = models_.text.encode_document([units[i].text for i in text_idx])
+            for i, vec in zip(text_idx, text_vecs, strict=True):
+                vectors[i]["text"] = np.asarray(vec, dtype=np.float32)
+        joint = models_.joint
+        image_idx = [i for i, u in enumerate(units) if u.image is not None]
+        if joint is not None and image_idx:
+            joint_vecs = joint.encode_document([_rgb(units[i]) for i in image_idx], batch_size=16)
+            for i, vec in zip(image_idx, joint_vecs, strict=True):
+                vectors[i]["joint"] = np.asarray(vec, dtype=np.float32)
+        for unit, vecs in zip(units, vectors, strict=True):
+            if unit.pool:
+                continue
+            for space, vec in vecs.items():
+                key = (space, unit.modality)
+                self.sums[key] = self.sums.get(key, 0) + vec
+        for unit, vecs in zip(units, vectors, strict=True):
+            for space, modalities in (unit.pool or {}).items():
+                parts = [self.sums[(space, m)] for m in modalities if (space, m) in self.sums]
+                if parts:
+                    total = np.sum(parts, axis=0)
+                    norm = float(np.linalg.norm(total))
+                    if norm > 0:
+                        vecs[space] = total / norm
+        out = []
+        for unit, vecs in zip(units, vectors, strict=True):
+            dense = {space: vec.tolist() for space, vec in vecs.items()}
+            if unit.text.strip():
+                sparse = document_vector(unit.text)
+                if sparse is not None:
+                    dense[LEXICAL_VECTOR] = sparse
+            out.append(dense)
+        return out
+
+    def _points(self, groups: list[list[Unit]]) -> list[PointRecord]:
+        units = [u for g in groups for u in g]
+        vectors = self._vectors(units)
+        # A unit with no vector (an uncaptioned figure in text-bridge mode) is not stored, and
+        # neither is its image unless a stored unit of its group cites it.
+        kept = [(u, v) for u, v in zip(units, vectors, strict=True) if v]
+        cited = {u.key for u, _ in kept} | {u.blob_of for u, _ in kept if u.blob_of}
+        settings = self.ing.settings
+        for unit in units:
+            if unit.image is not None and unit.key in cited:
+                ref = self.ing.blobs.put_image(unit.image, max_side=settings.thumbnail_px)
+                self.blob_refs[unit.key] = ref
+        points = []
+        for unit, vecs in kept:
+            blob = self.blob_refs.get(unit.key) or self.blob_refs.get(unit.blob_of or "")
+            payload = {
+                "doc_id": self.doc_id,
+                "source": self.source,
+                "modality": unit.modality,
+                "page": unit.page,
+                "bbox": unit.bbox,
+                "t_start": unit.t_start,
+                "t_end": unit.t_end,
+                "text": unit.text,
+                "blob": blob,
+                "content_hash": self.content_hash,
+                "owner": settings.owner,
+                "kind": self.kind,
+                "unit": unit.key,
+                **unit.payload,
+            }
+            # The citation again under "metadata", where langchain-qdrant's QdrantVectorStore
+            # looks for it, so the collection is usable as a LangChain VectorStore as it is.
+            payload["metadata"] = {key: payload[key] for key in CITATION_FIELDS}
+            pid = point_id(self.doc_id, self.content_hash, unit.key)
+            points.append(PointRecord(pid, vecs, payload))
+        return points
 
 
 def _rgb(unit: Unit) -> Image.Image:

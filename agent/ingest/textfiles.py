@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vistarag.agent.errors import IngestError
 from vistarag.agent.ingest.chunking import pack_text
 from vistarag.agent.ingest.units import Extraction, Unit
+
+if TYPE_CHECKING:
+    from vistarag.agent.ingest.registry import ExtractContext
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 
@@ -27,3 +32,10 @@ def extract_text_file(path: Path, max_chars: int) -> Extraction:
         for i, chunk in enumerate(chunks)
     ]
     return Extraction(units=units, kind="text")
+
+
+def iter_text_file(path: Path, ctx: ExtractContext) -> Iterator[list[Unit]]:
+    """Registry extractor: chunks in groups of 64."""
+    units = extract_text_file(path, ctx.settings.chunk_chars).units
+    for i in range(0, len(units), 64):
+        yield units[i : i + 64]

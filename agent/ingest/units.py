@@ -27,6 +27,9 @@ class Unit:
     t_end: float | None = None
     blob_of: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    pool: dict[str, tuple[str, ...]] | None = None
+    """Summary units (a video's clip point): per named space, the modalities of this
+    document's earlier units whose vectors are averaged (normalised) into this unit's vector."""
 
 
 @dataclass
