@@ -147,7 +147,7 @@ def test_a_keyframe_at_every_scene_start(videos):
 
 
 def test_the_text_frame_is_found_by_its_words(videos):
-    hits = videos.engine.search("quarterly revenue grew forty percent", k=3,
+    hits = videos.engine.find("quarterly revenue grew forty percent", k=3,
                                 modality=["keyframe"])
     assert hits and hits[0].source.endswith("scenes.mp4")
     assert hits[0].t_start == pytest.approx(6.0, abs=0.5)
@@ -157,7 +157,7 @@ def test_the_text_frame_is_found_by_its_words(videos):
 
 @pytest.mark.parametrize("start,sentence", SENTENCES)
 def test_each_spoken_sentence_is_found_at_its_time(videos, start, sentence):
-    hits = videos.engine.search(sentence, k=3, modality=["transcript"])
+    hits = videos.engine.find(sentence, k=3, modality=["transcript"])
     assert hits, sentence
     top = hits[0]
     assert top.source.endswith("scenes.mp4")
@@ -168,7 +168,7 @@ def test_each_spoken_sentence_is_found_at_its_time(videos, start, sentence):
 
 
 def test_subtitles_are_preferred_and_return_their_time_range(videos):
-    hits = videos.engine.search("violinist tuned the instrument", k=3, modality=["transcript"])
+    hits = videos.engine.find("violinist tuned the instrument", k=3, modality=["transcript"])
     assert hits and hits[0].source.endswith("lecture.mp4")
     assert (hits[0].t_start, hits[0].t_end) == (5.5, 7.5)
     assert SUBTITLE in hits[0].text
@@ -195,7 +195,7 @@ def test_one_clip_point_per_video(videos):
     assert scenes["t_start"] == 0.0 and scenes["t_end"] == pytest.approx(16.0, abs=0.2)
     assert "lighthouse" in scenes["text"].lower()
     assert scenes["blob"]
-    hits = videos.engine.search("which video is about penguins and a lighthouse", k=5,
+    hits = videos.engine.find("which video is about penguins and a lighthouse", k=5,
                                 modality=["clip"])
     assert hits[0].source.endswith("scenes.mp4")
 
