@@ -45,6 +45,16 @@ STEP_TITLES = {
     "not_found": "Nothing found",
     "agent": "Planning",
 }
+STEP_ICONS = {
+    "detect_modality": "scan-eye",
+    "ingest_attachments": "file-plus",
+    "encode_query": "binary",
+    "retrieve": "search",
+    "rerank": "list-ordered",
+    "synthesize": "sparkles",
+    "not_found": "search-x",
+    "agent": "route",
+}
 # Browsers name an image pasted from the clipboard "image.png"; anything else was picked/dropped.
 PASTED = re.compile(r"^image(\s*\(\d+\))?\.(png|jpe?g|gif|webp|bmp)$", re.I)
 OFFLINE_NOTICE = (
@@ -192,7 +202,7 @@ async def add_files(uploads: list[tuple[Path, str]], owner: str) -> list[Path]:
     """Ingest dropped files in a worker thread, one step line per file as each one finishes."""
     kept: list[Path] = []
     lines: list[str] = []
-    async with cl.Step(name="Adding to your knowledge base", type="tool") as step:
+    async with cl.Step(name="Adding to your knowledge base", type="tool", icon="upload") as step:
         step.input = ", ".join(name for _, name in uploads)
         for path, name in uploads:
             step.output = "\n".join([*lines, f"- {name}: reading..."])
@@ -260,6 +270,12 @@ async def answer(text: str, images: list[str], attachments: list[Path], owner: s
     await finish(reply, result, owner)
 
 
+def run_step_id() -> str | None:
+    """The ``on_message`` run step, so node steps nest under the turn like the answer does."""
+    step = cl.context.current_step
+    return step.id if step else None
+
+
 async def show_event(
     event: TurnEvent, steps: dict[str, tuple[cl.Step, float | None, str]],
     reply: cl.Message | None,
@@ -270,7 +286,8 @@ async def show_event(
         await reply.stream_token(event.text)
     elif event.kind == "step" and event.status == "start":
         step = cl.Step(name=STEP_TITLES.get(event.name, event.name), type="tool",
-                       show_input=False)
+                       show_input=False, parent_id=run_step_id(),
+                       icon=STEP_ICONS.get(event.name, "circle-dot"))
         step.start = utc_now()
         await step.send()
         steps[event.name] = (step, None, "")
@@ -286,7 +303,7 @@ async def show_event(
         data = event.data or {}
         step = cl.Step(name=step_line(f"Tool {event.name}", event.ms, event.summary
                                       or f"{data.get('hits', 0)} hits"),
-                       type="tool", language="json")
+                       type="tool", language="json", parent_id=run_step_id(), icon="wrench")
         step.input = json.dumps(data.get("args", {}), ensure_ascii=False)
         step.output = json.dumps({k: v for k, v in data.items() if k != "args"},
                                  ensure_ascii=False, default=str)[:4000]
@@ -333,7 +350,7 @@ async def search(text: str, owner: str) -> None:
     if not text:
         await cl.Message(content="Type what to look for after /search.").send()
         return
-    async with cl.Step(name="Searching the knowledge base", type="tool") as step:
+    async with cl.Step(name="Searching the knowledge base", type="tool", icon="search") as step:
         hits = await asyncio.to_thread(find, text, owner)
         step.name = f"Searching the knowledge base · {len(hits)} hits"
     if not hits:

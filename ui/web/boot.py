@@ -40,6 +40,11 @@ def prepare_root(settings: Settings, ui: UISettings) -> Path:
         package.joinpath("chainlit.md").read_text(encoding="utf-8"), encoding="utf-8"
     )
     _write_translations(config_dir / "translations")
+    public = root / "public"
+    public.mkdir(exist_ok=True)
+    (public / "vistarag.css").write_text(
+        package.joinpath("vistarag.css").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     return root
 
 

@@ -8,6 +8,7 @@ the owner on every request (see ``routes``), and are stored here as the URL they
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -117,6 +118,18 @@ class LocalStorageClient(BaseStorageClient):
 
 class VistaDataLayer(SQLAlchemyDataLayer):
     """The SQLAlchemy data layer on SQLite, keeping ``/vistarag/...`` element URLs as they are."""
+
+    async def _get_user_id_by_thread(self, thread_id: str) -> str | None:
+        """The thread's user; for a thread not written yet (an upload in its first message),
+        the signed-in user of this session, so the element is stored under that user."""
+        user_id = await super()._get_user_id_by_thread(thread_id)
+        if user_id:
+            return user_id
+        from chainlit.context import context
+
+        with contextlib.suppress(Exception):
+            return getattr(context.session.user, "id", None)
+        return None
 
     @queue_until_user_message()
     async def create_element(self, element: Element) -> None:

@@ -24,7 +24,6 @@ from typing import Any
 from chainlit.auth import get_current_user
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse
-from starlette.routing import Route
 
 from vistarag.agent.engine import Engine
 from vistarag.agent.index import field_filter
@@ -101,12 +100,8 @@ def install_routes(app: FastAPI, access: Access) -> None:
     app.add_api_route("/vistarag/source/{doc_id}/{name}", source, methods=["GET"])
     app.add_api_route("/vistarag/blob/{ref}", blob, methods=["GET"])
     app.add_api_route("/vistarag/files/{key:path}", files, methods=["GET"])
-    # Chainlit serves its page for every unknown path; move ours in front of that route.
+    # Chainlit serves its page for every unknown path (a catch-all in its included router):
+    # put ours first.
     routes = app.router.routes
-    ours = [r for r in routes if getattr(r, "path", "").startswith("/vistarag/")]
-    rest = [r for r in routes if r not in ours]
-    catch_all = next(
-        (i for i, r in enumerate(rest) if isinstance(r, Route) and r.path == "/{full_path:path}"),
-        len(rest),
-    )
-    routes[:] = rest[:catch_all] + ours + rest[catch_all:]
+    ours = [r for r in routes if str(getattr(r, "path", "")).startswith("/vistarag/")]
+    routes[:] = ours + [r for r in routes if r not in ours]
