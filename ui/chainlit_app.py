@@ -152,8 +152,8 @@ async def on_message(message: cl.Message) -> None:
         await cl.Message(content=problem, author="VistaRAG").send()
     attachments = await add_files(uploads, owner) if uploads else []
     text = (message.content or "").strip()
-    if message.command == "search":
-        await search(text, owner)
+    if message.command == "search" or text.startswith("/search "):
+        await search(text.removeprefix("/search ").strip(), owner)
         return
     if not text and not images:
         if attachments:

@@ -42,9 +42,8 @@ def prepare_root(settings: Settings, ui: UISettings) -> Path:
     _write_translations(config_dir / "translations")
     public = root / "public"
     public.mkdir(exist_ok=True)
-    (public / "vistarag.css").write_text(
-        package.joinpath("vistarag.css").read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    for name in ("vistarag.css", "vistarag.js"):
+        (public / name).write_text(package.joinpath(name).read_text(encoding="utf-8"), "utf-8")
     return root
 
 
