@@ -479,6 +479,42 @@ def kb_reindex(name: Annotated[str, typer.Argument(metavar="NAME")] = "default")
     err.print(f"re-indexed {counts}")
 
 
+ui_app = typer.Typer(help="The chat UI (Chainlit).", invoke_without_command=True)
+app.add_typer(ui_app, name="ui")
+
+
+@ui_app.callback()
+def ui(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    kb: KbOpt = None,
+) -> None:
+    """Open the chat: paste screenshots, drop PDFs and videos, ask; answers cite their sources."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        from vistarag.ui.web.boot import run
+    except ImportError as exc:
+        _fail(VistaRAGError(f"the chat needs the ui extra: pip install 'vistarag[ui]' ({exc})"))
+    err.print(f"VistaRAG chat on http://{host}:{port}  (Ctrl+C stops it)")
+    raise typer.Exit(run(host, port, kb))
+
+
+@ui_app.command("hash-password")
+def ui_hash_password(
+    user: Annotated[str, typer.Argument(help="Login name.")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                          help="Read from a prompt when not given.")
+    ],
+) -> None:
+    """Print a VISTARAG_UI_USERS entry (NAME:PBKDF2 hash) for a login; never store the password."""
+    from vistarag.ui.web.auth import hash_password
+
+    print(f"{user}:{hash_password(password)}")
+
+
 def main() -> None:
     """Console entry point: domain errors become one clear line and exit code 2."""
     try:

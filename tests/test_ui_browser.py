@@ -1,0 +1,315 @@
+"""The Chainlit chat end to end, in real headless Chromium (Debian's /usr/bin/chromium).
+
+Two servers, each started with ``vistarag ui`` in a subprocess on a free loopback port with its
+own data dir: one without login whose model is the loopback Anthropic server (streamed answer,
+citations that open the PDF at its page, inline evidence, resume after a restart), and one with
+two password users (privacy between them, offline notice). Screenshots land in
+``tests/artifacts/`` (ignored by git).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures_media import PDF_PAGE1, PDF_PAGE2, SCREENSHOT_LINES, make_pdf, make_screenshot
+from tests.llm_servers import FakeLLMServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium package"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("chainlit")
+
+QUESTION = "How often are the lorries inspected, and what error does the proxy screenshot show?"
+ANSWER = "Every lorry is inspected after 40,000 kilometres [1]. The screenshot shows [2]."
+ALICE, BOB = "alice", "bob"
+PASSWORDS = {ALICE: "alice-pass-1", BOB: "bob-pass-2"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ChatServer:
+    """``vistarag ui`` in a subprocess of its own process group."""
+
+    def __init__(self, home: Path, cwd: Path, env: dict[str, str]) -> None:
+        self.home, self.cwd, self.extra = home, cwd, env
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = home.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ChatServer:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("VISTARAG_", "ANTHROPIC_", "OPENAI_", "CHAINLIT_"))}
+        env.update({"VISTARAG_HOME": str(self.home), "VISTARAG_JOINT_MODEL": "none",
+                    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **self.extra})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vistarag.ui.cli", "ui", "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            cwd=self.cwd, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError("chat server did not start:\n" + self.log.read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("media")
+    return {
+        "pdf": make_pdf(root / "fleet_report.pdf"),
+        "png": make_screenshot(root / "proxy_error.png", SCREENSHOT_LINES),
+    }
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer("anthropic", answer=ANSWER) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def open_server(
+    tmp_path_factory: pytest.TempPathFactory, model: FakeLLMServer
+) -> Iterator[ChatServer]:
+    root = tmp_path_factory.mktemp("open")
+    (root / "cwd").mkdir()
+    server = ChatServer(root / "home", root / "cwd", {
+        "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": model.base_url,
+        "VISTARAG_SYNTHESIZER": "anthropic",
+    })
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def login_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
+    from vistarag.ui.web.auth import hash_password
+
+    root = tmp_path_factory.mktemp("login")
+    (root / "cwd").mkdir()
+    users = ",".join(f"{u}:{hash_password(p, iterations=1000)}" for u, p in PASSWORDS.items())
+    server = ChatServer(root / "home", root / "cwd",
+                        {"VISTARAG_UI_USERS": users, "VISTARAG_SYNTHESIZER": "extractive"})
+    yield server.start()
+    server.stop()
+
+
+def new_page(browser: object, url: str) -> object:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(url)
+    return page
+
+
+def login(page: object, user: str) -> None:
+    page.wait_for_selector("#email", timeout=60_000)
+    page.fill("#email", user)
+    page.fill("#password", PASSWORDS[user])
+    page.click("button[type=submit]")
+    page.wait_for_selector("#chat-input", timeout=60_000)
+
+
+def ask(page: object, text: str, files: list[Path] = ()) -> object:
+    """Send a message (with files) and wait for the answer's sources or its final text."""
+    page.wait_for_selector("#chat-input", timeout=60_000)
+    if files:
+        page.set_input_files("#upload-button-input", [str(f) for f in files])
+        page.wait_for_function(
+            f"document.querySelectorAll('#attachments > *').length >= {len(files)}"
+        )
+    page.fill("#chat-input", text)
+    page.wait_for_selector("#chat-submit:not([disabled])", timeout=60_000)
+    page.click("#chat-submit")
+    wait_turn(page)
+    return page.locator(".ai-message").last
+
+
+def wait_turn(page: object) -> None:
+    """Wait for the running turn (the composer's stop button) to finish."""
+    with contextlib.suppress(playwright_api.TimeoutError):  # or it is already over
+        page.wait_for_selector("#stop-button", timeout=15_000)
+    page.wait_for_selector("#stop-button", state="detached", timeout=300_000)
+
+
+def last_answer(page: object) -> str:
+    return page.locator(".message-content").last.inner_text()
+
+
+# ---------------------------------------------------------------------------------------------
+def test_open_chat_streams_cites_and_opens_the_pdf_page(
+    open_server: ChatServer, browser: object, media: dict[str, Path], model: FakeLLMServer
+) -> None:
+    """Upload a screenshot and a PDF, ask; the answer streams token by token from the hosted
+    model, cites its sources, shows retrieved images inline, and a PDF citation opens the PDF
+    at the cited page."""
+    page = new_page(browser, open_server.url)
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
+    page.wait_for_selector("#chat-input", timeout=60_000)
+    assert page.locator("[id^=starter-]").count() >= 3  # starter prompts for a first visit
+    ask(page, QUESTION, [media["pdf"], media["png"]])
+    page.wait_for_selector("text=Sources", timeout=60_000)
+
+    # Streamed: the answer arrived as several stream_token events, and it is the model's text.
+    tokens = [f for f in frames if '"stream_token"' in f]
+    assert len(tokens) >= 5, f"expected a streamed answer, got {len(tokens)} token frames"
+    assert "Every lorry is inspected after 40,000 kilometres" in page.content()
+    assert model.requests, "the hosted model was never called"
+    # Steps with timings, one per node.
+    for title in ("Reading the question", "Searching the knowledge base", "Writing the answer"):
+        assert page.locator(f"text=/{title} .*(ms|s)$/").count() >= 1, title
+    # Evidence inline: a retrieved image served by the owner-checked blob route, loaded.
+    page.wait_for_function(
+        "[...document.querySelectorAll('img.inline-image')]"
+        ".some(i => i.src.includes('/vistarag/blob/') && i.complete && i.naturalWidth > 0)",
+        timeout=30_000,
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui_answer.png"))
+
+    # A PDF citation opens the PDF in the side view at the cited page.
+    link = page.locator("a.element-link", has_text=re.compile(r"fleet_report\.pdf, p\. \d"))
+    assert link.count() >= 1, page.locator(".ai-message").last.inner_text()
+    cited_page = int(re.search(r"p\. (\d+)", link.first.inner_text()).group(1))
+    link.first.click()
+    page.wait_for_selector(f"#side-view-content >> text=/{cited_page} \\/ 3/", timeout=30_000)
+    expected = {1: PDF_PAGE1, 2: PDF_PAGE2}.get(cited_page)
+    if expected:
+        words = " ".join(expected.split()[:3])
+        page.wait_for_selector(f"#side-view-content .textLayer >> text=/{words}/",
+                               timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "ui_pdf_citation.png"))
+    # Chainlit wrote nothing into the working directory.
+    assert not (open_server.cwd / ".chainlit").exists()
+    assert not (open_server.cwd / ".files").exists()
+    page.context.close()
+
+
+def test_thread_resumes_after_restart_with_elements_and_memory(
+    open_server: ChatServer, browser: object
+) -> None:
+    """After a restart the thread is listed, opens with its answer and evidence, and the
+    LangGraph checkpoints are keyed by the same thread id."""
+    db = open_server.home / "ui" / "chat.sqlite"
+    with sqlite3.connect(db) as conn:
+        threads = [r[0] for r in conn.execute("SELECT id FROM threads")]
+        evidence = conn.execute(
+            "SELECT COUNT(*) FROM elements WHERE url LIKE '/vistarag/%'").fetchone()[0]
+    assert threads and evidence >= 2
+    with sqlite3.connect(open_server.home / "checkpoints.sqlite") as conn:
+        graph_threads = {r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+    assert set(threads) & graph_threads, (threads, graph_threads)
+
+    open_server.stop()
+    open_server.start()
+    page = new_page(browser, open_server.url)
+    page.wait_for_selector("#chat-input", timeout=60_000)
+    page.locator('[id^="thread-"]').first.click()
+    page.wait_for_selector("text=Sources", timeout=60_000)
+    assert "Every lorry is inspected" in page.content()
+    page.wait_for_function(
+        "[...document.querySelectorAll('img.inline-image')]"
+        ".some(i => i.src.includes('/vistarag/blob/') && i.complete && i.naturalWidth > 0)",
+        timeout=30_000,
+    )
+    link = page.locator("a.element-link", has_text=re.compile(r"fleet_report\.pdf, p\. \d"))
+    cited_page = int(re.search(r"p\. (\d+)", link.first.inner_text()).group(1))
+    link.first.click()
+    page.wait_for_selector(f"#side-view-content >> text=/{cited_page} \\/ 3/", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "ui_resumed.png"))
+    page.context.close()
+
+
+def test_users_do_not_see_each_others_uploads(
+    login_server: ChatServer, browser: object, media: dict[str, Path]
+) -> None:
+    """Alice's upload answers Alice; Bob gets nothing of it by chat, by search, or by fetching
+    Alice's element and blob URLs with his own session."""
+    alice = new_page(browser, login_server.url)
+    login(alice, ALICE)
+    ask(alice, "How often are the lorries inspected?", [media["pdf"]])
+    alice.wait_for_selector("text=Sources", timeout=60_000)
+    assert "40,000" in alice.content()
+    # Offline: a plain notice says how to enable a VLM.
+    assert alice.locator("text=/ANTHROPIC_API_KEY/").count() >= 1
+    with sqlite3.connect(login_server.home / "ui" / "chat.sqlite") as conn:
+        stored = [r[0] for r in conn.execute("SELECT url FROM elements WHERE url IS NOT NULL")]
+    assert any("/vistarag/source/" in u for u in stored)
+
+    bob = new_page(browser, login_server.url)
+    login(bob, BOB)
+    ask(bob, "How often are the lorries inspected?")
+    answer = last_answer(bob)
+    assert "40,000" not in answer and "fleet_report" not in answer
+    bob.fill("#chat-input", "/search")
+    bob.keyboard.press("Enter")
+    bob.fill("#chat-input", "lorries inspected")
+    bob.click("#chat-submit")
+    wait_turn(bob)
+    assert "fleet_report" not in bob.locator(".ai-message").last.inner_text()
+    # Bob's session cannot fetch what Alice's answer stored; Alice's can.
+    for url in stored:
+        if not url.startswith("/vistarag/"):
+            continue
+        bob_status = bob.request.get(login_server.url + url).status
+        alice_status = alice.request.get(login_server.url + url).status
+        assert bob_status == 404, (url, bob_status)
+        assert alice_status == 200, (url, alice_status)
+    # Path tricks get nowhere either.
+    for probe in ("/vistarag/files/..%2F..%2Fchat.sqlite", "/vistarag/blob/..%2Fchat.sqlite",
+                  "/vistarag/source/x/..%2F..%2Fchat.sqlite"):
+        assert bob.request.get(login_server.url + probe).status in (404, 422), probe
+    alice.screenshot(path=str(ARTIFACTS / "ui_alice.png"))
+    bob.screenshot(path=str(ARTIFACTS / "ui_bob.png"))
+    alice.context.close()
+    bob.context.close()

@@ -1,0 +1,375 @@
+"""The VistaRAG chat (Chainlit): started by ``vistarag ui``, serving the same graph as the CLI.
+
+One turn = ``astream_turn`` over the compiled graph: each node (and each agent tool call) shows
+as a step with its timing and a one-line summary, the answer streams token by token, and the
+answer's citations and retrieved images arrive as elements. Chat history, elements and graph
+memory live under the data dir and share one thread id, so a restarted server resumes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import chainlit as cl
+from chainlit.server import app as server_app
+from chainlit.types import ThreadDict
+from chainlit.utils import utc_now
+
+from vistarag.agent.ingest.discover import kind_of
+from vistarag.agent.settings import Settings
+from vistarag.graphs import VistaContext
+from vistarag.graphs.runner import TurnEvent, TurnResult, astream_turn
+from vistarag.ui.web import evidence
+from vistarag.ui.web.auth import verify_password
+from vistarag.ui.web.persistence import make_data_layer
+from vistarag.ui.web.routes import Access, install_routes
+from vistarag.ui.web.runtime import ChatRuntime
+from vistarag.ui.web.settings import UISettings, chat_db_path, elements_dir
+
+SETTINGS = Settings()
+UI = UISettings()
+RUNTIME = ChatRuntime(SETTINGS)
+DATA_LAYER = make_data_layer(chat_db_path(SETTINGS), elements_dir(SETTINGS))
+
+STEP_TITLES = {
+    "detect_modality": "Reading the question",
+    "ingest_attachments": "Adding the attachments",
+    "encode_query": "Encoding the query",
+    "retrieve": "Searching the knowledge base",
+    "rerank": "Ranking the results",
+    "synthesize": "Writing the answer",
+    "not_found": "Nothing found",
+    "agent": "Planning",
+}
+STEP_ICONS = {
+    "detect_modality": "scan-eye",
+    "ingest_attachments": "file-plus",
+    "encode_query": "binary",
+    "retrieve": "search",
+    "rerank": "list-ordered",
+    "synthesize": "sparkles",
+    "not_found": "search-x",
+    "agent": "route",
+}
+# Browsers name an image pasted from the clipboard "image.png"; anything else was picked/dropped.
+PASTED = re.compile(r"^image(\s*\(\d+\))?\.(png|jpe?g|gif|webp|bmp)$", re.I)
+OFFLINE_NOTICE = (
+    "Offline mode: answers quote your documents (extractive). For answers written by a "
+    "vision-language model, set `ANTHROPIC_API_KEY`, or `OPENAI_API_KEY` / `OPENAI_BASE_URL` "
+    "(any OpenAI-compatible server: vLLM, Ollama), then restart `vistarag ui`."
+)
+TEXT_BRIDGE_NOTICE = (
+    "No image-text model is installed, so images are found through the text in them "
+    "(text-bridge mode). See the README to enable the joint image space."
+)
+
+
+# ---- persistence and login ---------------------------------------------------------------
+@cl.data_layer
+def data_layer() -> Any:
+    return DATA_LAYER
+
+
+if UI.login:
+
+    @cl.password_auth_callback
+    async def password_login(username: str, password: str) -> cl.User | None:
+        encoded = UI.user_hashes.get(username)
+        ok = encoded is not None and await asyncio.to_thread(verify_password, password, encoded)
+        return cl.User(identifier=username, metadata={"provider": "password"}) if ok else None
+
+else:
+
+    @cl.header_auth_callback
+    async def local_login(headers: Any) -> cl.User | None:
+        """No users configured: everyone reaching this (loopback by default) server is the
+        local user, whose history and uploads persist like a logged-in user's."""
+        return cl.User(identifier=SETTINGS.owner, metadata={"provider": "local"})
+
+
+def owner_of(user: Any) -> str | None:
+    """The owner id a signed-in user's points carry: the login name, or the local owner."""
+    identifier = getattr(user, "identifier", None)
+    if identifier is None:
+        return None
+    return identifier if UI.login else SETTINGS.owner
+
+
+install_routes(
+    server_app, Access(RUNTIME.engine, RUNTIME.kb, DATA_LAYER.storage_provider, owner_of)
+)
+
+
+@cl.on_app_startup
+async def warm_up() -> None:
+    asyncio.get_running_loop().run_in_executor(None, RUNTIME.warm_up)
+
+
+def current_owner() -> str:
+    return owner_of(cl.user_session.get("user")) or SETTINGS.owner
+
+
+# ---- chat start, starters, resume --------------------------------------------------------
+@cl.set_starters
+async def starters(user: Any = None) -> list[cl.Starter]:
+    return [
+        cl.Starter(label="What is in my knowledge base?",
+                   message="Give me an overview of the documents in my knowledge base."),
+        cl.Starter(label="Explain an error screenshot",
+                   message="What does the error in my screenshot mean, and how do I fix it?"),
+        cl.Starter(label="Find a figure or table",
+                   message="Which document has a chart or table about revenue?"),
+        cl.Starter(label="Summarise a document",
+                   message="Summarise the most recent document I added, with page references."),
+    ]
+
+
+@cl.on_chat_start
+async def chat_start() -> None:
+    cl.user_session.set("notified", False)
+    await cl.context.emitter.set_commands(
+        [{"id": "search", "icon": "search", "description": "Search without an answer",
+          "button": False, "persistent": False}]
+    )
+
+
+@cl.on_chat_resume
+async def chat_resume(thread: ThreadDict) -> None:
+    """The graph's memory is keyed by this thread's id, so follow-ups continue where it was."""
+    cl.user_session.set("notified", True)
+
+
+# ---- one turn -----------------------------------------------------------------------------
+@cl.on_message
+async def on_message(message: cl.Message) -> None:
+    owner = current_owner()
+    images, uploads, problems = classify(message.elements or [])
+    for problem in problems:
+        await cl.Message(content=problem, author="VistaRAG").send()
+    attachments = await add_files(uploads, owner) if uploads else []
+    text = (message.content or "").strip()
+    if message.command == "search" or text.startswith("/search "):
+        await search(text.removeprefix("/search ").strip(), owner)
+        return
+    if not text and not images:
+        if attachments:
+            names = ", ".join(p.name for p in attachments)
+            await cl.Message(content=f"Added {names}. Ask me anything about it.").send()
+        return
+    await answer(text, images, attachments, owner)
+
+
+def classify(elements: list[Any]) -> tuple[list[str], list[tuple[Path, str]], list[str]]:
+    """Pasted images are the question's images; other files go into the knowledge base.
+
+    Unsupported and oversized files get a message naming them; the rest of the turn goes on.
+    """
+    images: list[str] = []
+    uploads: list[tuple[Path, str]] = []
+    problems: list[str] = []
+    limit = UI.max_upload_mb * 1024 * 1024
+    for element in elements:
+        path = Path(element.path) if getattr(element, "path", None) else None
+        name = element.name or (path.name if path else "file")
+        if path is None or not path.is_file():
+            problems.append(f"**{name}**: the upload did not arrive; please attach it again.")
+            continue
+        size = path.stat().st_size
+        kind = kind_of(Path(name)) or kind_of(path)
+        if size > limit:
+            problems.append(
+                f"**{name}** is {size / 1e6:.1f} MB, over the {UI.max_upload_mb:g} MB limit "
+                "(raise VISTARAG_UI_MAX_UPLOAD_MB); it was not added."
+            )
+        elif kind is None:
+            problems.append(
+                f"**{name}**: I cannot read this kind of file "
+                f"({Path(name).suffix or 'no extension'}). I can add PDFs, images (PNG, "
+                "JPEG, WebP, ...), videos and text or Markdown files; it was not added."
+            )
+        elif kind == "image" and PASTED.match(name):
+            images.append(str(path))
+        else:
+            uploads.append((path, name))
+    return images, uploads, problems
+
+
+async def add_files(uploads: list[tuple[Path, str]], owner: str) -> list[Path]:
+    """Ingest dropped files in a worker thread, one step line per file as each one finishes."""
+    kept: list[Path] = []
+    lines: list[str] = []
+    async with cl.Step(name="Adding to your knowledge base", type="tool", icon="upload") as step:
+        step.input = ", ".join(name for _, name in uploads)
+        for path, name in uploads:
+            step.output = "\n".join([*lines, f"- {name}: reading..."])
+            await step.update()
+            try:
+                stored = await asyncio.to_thread(RUNTIME.keep_upload, path, name, owner)
+                result = await asyncio.to_thread(RUNTIME.ingest, stored, owner)
+            except OSError as exc:
+                lines.append(f"- {name}: could not be stored ({exc.strerror or exc})")
+                continue
+            if result.status in ("added", "replaced", "unchanged"):
+                kept.append(stored)
+                detail = f"{result.points} passages and images" if result.points else "known"
+                lines.append(f"- {name}: {result.status} ({detail})")
+            else:
+                lines.append(f"- {name}: {result.status}: {result.message}")
+        step.output = "\n".join(lines)
+        step.name = f"Added {len(kept)} of {len(uploads)} files to your knowledge base"
+    return kept
+
+
+def step_line(title: str, ms: float | None, summary: str) -> str:
+    parts = [title]
+    if summary:
+        parts.append(summary)
+    if ms is not None:
+        parts.append(f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms")
+    return " · ".join(parts)
+
+
+def derived_summary(node: str, result: TurnResult) -> str:
+    """A node's one-line summary from the turn's result, where the node sent none."""
+    if node == "detect_modality":
+        return f"{result.modality or 'text'} question"
+    if node == "ingest_attachments":
+        return f"{len(result.ingested)} files"
+    if node == "retrieve":
+        return "candidates fused over every vector space"
+    if node == "rerank":
+        return f"kept {len(result.sources)} hits"
+    if node == "synthesize":
+        return f"{result.synthesizer or 'model'}, {len(result.citations)} citations"
+    return ""
+
+
+async def answer(text: str, images: list[str], attachments: list[Path], owner: str) -> None:
+    graph = await RUNTIME.graph()
+    thread_id = cl.context.session.thread_id
+    steps: dict[str, tuple[cl.Step, float | None, str]] = {}
+    reply: cl.Message | None = None
+    result: TurnResult | None = None
+    context = VistaContext(kb=RUNTIME.kb, owner=owner)
+    async for item in astream_turn(graph, text, images=images, attachments=attachments,
+                                   thread_id=thread_id, context=context):
+        if isinstance(item, TurnResult):
+            result = item
+            break
+        reply = await show_event(item, steps, reply)
+    if result is None:  # the stream ended without a result: nothing more to show
+        return
+    for node, (step, ms, summary) in steps.items():
+        step.name = step_line(STEP_TITLES.get(node, node), ms,
+                              summary or derived_summary(node, result))
+        await step.update()
+    await finish(reply, result, owner)
+
+
+def run_step_id() -> str | None:
+    """The ``on_message`` run step, so node steps nest under the turn like the answer does."""
+    step = cl.context.current_step
+    return step.id if step else None
+
+
+async def show_event(
+    event: TurnEvent, steps: dict[str, tuple[cl.Step, float | None, str]],
+    reply: cl.Message | None,
+) -> cl.Message | None:
+    if event.kind == "token":
+        if reply is None:
+            reply = cl.Message(content="")
+        await reply.stream_token(event.text)
+    elif event.kind == "step" and event.status == "start":
+        step = cl.Step(name=STEP_TITLES.get(event.name, event.name), type="tool",
+                       show_input=False, parent_id=run_step_id(),
+                       icon=STEP_ICONS.get(event.name, "circle-dot"))
+        step.start = utc_now()
+        await step.send()
+        steps[event.name] = (step, None, "")
+    elif event.kind == "step":
+        if event.name in steps:
+            step, _, _ = steps[event.name]
+            step.end = utc_now()
+            step.name = step_line(STEP_TITLES.get(event.name, event.name), event.ms,
+                                  event.summary)
+            await step.update()
+            steps[event.name] = (step, event.ms, event.summary)
+    elif event.kind == "tool":
+        data = event.data or {}
+        step = cl.Step(name=step_line(f"Tool {event.name}", event.ms, event.summary
+                                      or f"{data.get('hits', 0)} hits"),
+                       type="tool", language="json", parent_id=run_step_id(), icon="wrench")
+        step.input = json.dumps(data.get("args", {}), ensure_ascii=False)
+        step.output = json.dumps({k: v for k, v in data.items() if k != "args"},
+                                 ensure_ascii=False, default=str)[:4000]
+        step.start = step.end = utc_now()
+        await step.send()
+    elif event.kind == "ingest":
+        data = event.data or {}
+        if "ingest_attachments" in steps:
+            step = steps["ingest_attachments"][0]
+            step.output = (step.output + "\n" if step.output else "") + (
+                f"- {event.name}: {event.status}"
+                + (f" ({data.get('message')})" if data.get("message") else ""))
+            await step.update()
+    elif event.kind == "notice" and event.text:
+        await cl.Message(content=event.text, author="VistaRAG").send()
+    return reply
+
+
+async def finish(reply: cl.Message | None, result: TurnResult, owner: str) -> None:
+    """Close the streamed answer with its sources list and evidence elements."""
+    citations = evidence.visible(result.citations, result.sources, owner)
+    content = (reply.content if reply else "") or result.answer
+    reply = reply or cl.Message(content="")
+    reply.content = content.rstrip() + evidence.sources_markdown(citations)
+    reply.elements = evidence.elements_for(citations)
+    if reply.streaming or reply.persisted:
+        await reply.update()
+    else:
+        await reply.send()
+    notices = [n for n in result.notices if n]
+    if not cl.user_session.get("notified"):
+        cl.user_session.set("notified", True)
+        if result.synthesizer == "extractive":
+            notices.append(OFFLINE_NOTICE)
+        if RUNTIME.text_bridge:
+            notices.append(TEXT_BRIDGE_NOTICE)
+    if notices:
+        await cl.Message(content="\n\n".join(f"_{n}_" for n in dict.fromkeys(notices)),
+                         author="VistaRAG").send()
+
+
+# ---- search without an answer ---------------------------------------------------------------
+async def search(text: str, owner: str) -> None:
+    if not text:
+        await cl.Message(content="Type what to look for after /search.").send()
+        return
+    async with cl.Step(name="Searching the knowledge base", type="tool", icon="search") as step:
+        hits = await asyncio.to_thread(find, text, owner)
+        step.name = f"Searching the knowledge base · {len(hits)} hits"
+    if not hits:
+        await cl.Message(content=f"Nothing found for **{text}**.").send()
+        return
+    from vistarag.agent.types import Citation
+
+    citations = [Citation.from_hit(i, h) for i, h in enumerate(hits, 1)]
+    lines = [f"- {evidence.label(c)}: {' '.join(c.snippet.split())[:140]}" for c in citations]
+    await cl.Message(content=f"**Results for {text}**\n" + "\n".join(lines),
+                     elements=evidence.elements_for(citations)).send()
+
+
+def find(text: str, owner: str) -> list[Any]:
+    """The engine's one search function, for this owner only."""
+    engine = RUNTIME.engine
+    try:
+        from vistarag.agent.search import SearchRequest  # type: ignore[import-not-found]
+    except ImportError:  # an engine without SearchRequest: filter by owner here
+        hits = engine.search(text, kb=RUNTIME.kb)
+        return [h for h in hits if h.owner in (None, owner)]
+    return engine.search(SearchRequest(text=text, kb=RUNTIME.kb, owner=owner)).hits

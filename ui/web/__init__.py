@@ -1,0 +1,1 @@
+"""The Chainlit chat's server-side pieces: settings, login, persistence, file routes, evidence."""

@@ -1,0 +1,99 @@
+"""Prepare Chainlit's root under the data dir and start it: ``vistarag ui``.
+
+Chainlit reads ``.chainlit/config.toml``, ``chainlit.md`` and writes ``.files/`` under its app
+root; pointing ``CHAINLIT_APP_ROOT`` at ``<data dir>/ui`` keeps the working directory clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from importlib import resources
+from importlib.metadata import version
+from importlib.util import find_spec
+from pathlib import Path
+
+from vistarag.agent.settings import Settings
+from vistarag.ui.web.settings import UISettings, app_root
+
+APP_MODULE = Path(__file__).resolve().parent.parent / "chainlit_app.py"
+
+
+def prepare_root(settings: Settings, ui: UISettings) -> Path:
+    """Write config, welcome page and translations (step headers without "Used") under the
+    app root; return the root."""
+    root = app_root(settings)
+    config_dir = root / ".chainlit"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    package = resources.files("vistarag.ui")
+    template = package.joinpath("chainlit_config.toml").read_text(encoding="utf-8")
+    config = (
+        template.replace("{max_size_mb}", f"{ui.max_upload_mb:g}")
+        .replace("{name}", ui.name.replace('"', ""))
+        .replace("{chainlit_version}", version("chainlit"))
+    )
+    (config_dir / "config.toml").write_text(config, encoding="utf-8")
+    (root / "chainlit.md").write_text(
+        package.joinpath("chainlit.md").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    _write_translations(config_dir / "translations")
+    public = root / "public"
+    public.mkdir(exist_ok=True)
+    for name in ("vistarag.css", "vistarag.js"):
+        (public / name).write_text(package.joinpath(name).read_text(encoding="utf-8"), "utf-8")
+    return root
+
+
+def _write_translations(target: Path) -> None:
+    # Importing chainlit here would create .files/ in the working directory: find it instead.
+    spec = find_spec("chainlit")
+    assert spec is not None and spec.submodule_search_locations
+    shipped = Path(next(iter(spec.submodule_search_locations))) / "translations"
+    target.mkdir(exist_ok=True)
+    for src in shipped.glob("*.json"):
+        data = json.loads(src.read_text(encoding="utf-8"))
+        status = data.get("chat", {}).get("messages", {}).get("status", {})
+        if "using" in status:
+            status["using"] = ""
+            status["used"] = ""
+        (target / src.name).write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
+
+
+def auth_secret(root: Path) -> str:
+    """A JWT secret kept under the app root (0600), so logins survive a restart."""
+    path = root / ".auth-secret"
+    if not path.is_file():
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def server_env(settings: Settings, ui: UISettings, kb: str | None) -> dict[str, str]:
+    root = prepare_root(settings, ui)
+    env = dict(os.environ)
+    env["CHAINLIT_APP_ROOT"] = str(root)
+    env["VISTARAG_HOME"] = str(settings.home.resolve())
+    env.setdefault("CHAINLIT_AUTH_SECRET", auth_secret(root))
+    if kb:
+        env["VISTARAG_KB"] = kb
+    return env
+
+
+def command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "chainlit", "run", str(APP_MODULE), "--headless",
+            "--host", host, "--port", str(port)]
+
+
+def run(host: str, port: int, kb: str | None) -> int:
+    """Start the chat server in the foreground; returns its exit code."""
+    settings = Settings()
+    ui = UISettings()
+    _ = ui.user_hashes  # a bad VISTARAG_UI_USERS fails here, in one clear line
+    env = server_env(settings, ui, kb)
+    try:
+        return subprocess.call(command(host, port), env=env, cwd=env["CHAINLIT_APP_ROOT"])
+    except KeyboardInterrupt:
+        return 130
