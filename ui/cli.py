@@ -16,6 +16,7 @@ from rich.table import Table
 
 from vistarag.agent.errors import VistaRAGError
 from vistarag.agent.types import Hit
+from vistarag.evals.cli import eval_app
 
 if TYPE_CHECKING:  # heavy modules load lazily, so --help stays fast
     from vistarag.agent.engine import Engine
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 kb_app = typer.Typer(help="Manage knowledge bases.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
+app.add_typer(eval_app, name="eval")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per message, also in logs and CI
 
