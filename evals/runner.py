@@ -68,7 +68,7 @@ def missing_requirement(conv: Conversation, engine: Any) -> str | None:
             return "the agent path is not available in this build (VistaContext has no mode)"
         if need == "joint" and engine.models.text_bridge:
             return "no joint image-text model is available (text-bridge mode)"
-    if conv.mode in ("agent", "direct") and not _has_mode():
+    if conv.mode == "agent" and not _has_mode():
         return f"mode {conv.mode!r} needs the agent path, not available in this build"
     return None
 
@@ -78,7 +78,10 @@ def corpus_root(loaded: LoadedSuite, settings: Settings) -> Path:
     """Where corpus and turn paths resolve: the generated corpus, or the suite's folder."""
     gen = loaded.suite.corpus.generate
     if gen is None:
-        return loaded.base_dir
+        root = (loaded.base_dir / (loaded.suite.corpus.root or ".")).resolve()
+        if not root.is_dir():
+            raise SuiteError(f"{loaded.path}: corpus root {root} is not a folder")
+        return root
     module_name, func_name = gen.split(":")
     try:
         func = getattr(importlib.import_module(module_name), func_name)

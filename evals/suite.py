@@ -207,7 +207,14 @@ class Conversation(_Strict):
 
 
 class Corpus(_Strict):
-    """Files to ingest: paths and globs relative to the root (the suite's folder by default)."""
+    """Files to ingest: paths and globs relative to the root (the suite's folder by default).
+
+    Turn images and attachments resolve against the same root.
+    """
+
+    root: str | None = Field(
+        default=None, description="Folder the paths are relative to, relative to the suite file."
+    )
 
     generate: str | None = Field(
         default=None,
