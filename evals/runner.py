@@ -105,10 +105,11 @@ def corpus_files(loaded: LoadedSuite, root: Path) -> tuple[list[Path], list[str]
     return files, missing
 
 
-def ingest_corpus(loaded: LoadedSuite, engine: Any, kb: str, root: Path) -> dict[str, Any]:
+def ingest_corpus(loaded: LoadedSuite, engine: Any, kb: str, root: Path,
+                  on_file: Callable[[Path], None] | None = None) -> dict[str, Any]:
     """Ingest the corpus (unchanged files are skipped by content hash); a summary for the report."""
     files, missing = corpus_files(loaded, root)
-    report = engine.ingestor(kb).ingest_paths(files)
+    report = engine.ingestor(kb).ingest_paths(files, on_file=on_file)
     return {
         "root": str(root),
         "summary": report.summary(),
@@ -366,9 +367,11 @@ def run_suite(
     if engine_out is not None:
         engine_out.append(engine)
     root = corpus_root(loaded, settings)
-    if on_progress:
-        on_progress(f"{suite.name}: ingesting corpus", 0)
-    corpus = ingest_corpus(loaded, engine, kb_name, root)
+    def on_file(path: Path) -> None:
+        if on_progress:
+            on_progress(f"{suite.name}: ingesting {path.name}", 0)
+
+    corpus = ingest_corpus(loaded, engine, kb_name, root, on_file)
     graph = build_graph(settings, checkpointer=InMemorySaver(), engine=engine)
     runner = SuiteRunner(loaded, settings, kb_name, root, engine, graph)
     done = 0

@@ -72,7 +72,7 @@ class SourceSpec(_Strict):
     time: tuple[float, float] | None = Field(
         default=None, description="Seconds [start, end]; a timed hit matches when it overlaps."
     )
-    modality: list[str] | None = Field(
+    modality: list[str] | str | None = Field(
         default=None, description="text, image, page or keyframe (one or a list)."
     )
 
@@ -113,10 +113,13 @@ class NumberCheck(_Strict):
 class AnswerExpect(_Strict):
     """Checks on the answer text (case-insensitive unless ``case_sensitive``)."""
 
-    contains: list[str] = Field(default_factory=list)
-    regex: list[str] = Field(default_factory=list)
-    not_contains: list[str] = Field(default_factory=list)
-    numbers: list[NumberCheck] = Field(default_factory=list)
+    # One value or a list (a before-validator makes every one a list).
+    contains: list[str] | str = Field(default_factory=list)
+    regex: list[str] | str = Field(default_factory=list)
+    not_contains: list[str] | str = Field(default_factory=list)
+    numbers: list[NumberCheck | float] | NumberCheck | float = Field(
+        default_factory=list, description="Numbers (or {value, tolerance, relative}) to state."
+    )
     case_sensitive: bool = False
 
     @field_validator("contains", "regex", "not_contains", "numbers", mode="before")
@@ -128,9 +131,9 @@ class AnswerExpect(_Strict):
     @field_validator("numbers", mode="before")
     @classmethod
     def _bare_numbers(cls, value: Any) -> Any:
-        return [{"value": v} if isinstance(v, int | float) else v for v in value or []]
+        return [{"value": v} if isinstance(v, int | float) else v for v in _listify(value) or []]
 
-    @field_validator("regex")
+    @field_validator("regex", mode="after")
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
         for pattern in value:
@@ -176,8 +179,8 @@ class Turn(_Strict):
     """One user turn: text, images and attachments (paths relative to the corpus root)."""
 
     text: str = ""
-    images: list[str] = Field(default_factory=list)
-    attachments: list[str] = Field(default_factory=list)
+    images: list[str] | str = Field(default_factory=list)
+    attachments: list[str] | str = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)
 
     @field_validator("images", "attachments", mode="before")
