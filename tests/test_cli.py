@@ -215,7 +215,8 @@ def test_kb_list_stats_delete(cli, tmp_path: Path) -> None:
     before = blobs.all_refs()
     result = cli.run("kb", "delete", "scratch", "--yes")
     freed = int(
-        re.search(r"deleted knowledge base 'scratch' \((\d+) blobs? freed\)", result.stderr).group(1)
+        re.search(r"deleted knowledge base .scratch. \((\d+) blobs? freed\)", result.stderr)
+        .group(1)
     )
     assert freed >= 1 and len(blobs.all_refs()) == len(before) - freed
     assert not blobs.exists(b_blob)

@@ -15,6 +15,7 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from vistarag.agent.errors import KnowledgeBaseNotFound, VistaRAGError
+from vistarag.evals.cli import eval_app
 
 if TYPE_CHECKING:  # heavy modules load lazily, so --help and status stay fast
     from vistarag.agent.engine import Engine
@@ -49,6 +50,7 @@ app = typer.Typer(
 )
 kb_app = typer.Typer(cls=Group, help="Manage knowledge bases.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
+app.add_typer(eval_app, name="eval")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per message, also in logs and CI
 
