@@ -7,7 +7,9 @@ carries everything a citation needs. The collection's metadata records which mod
 from __future__ import annotations
 
 import dataclasses
+import glob
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -297,6 +299,15 @@ class KnowledgeBase:
         stale = [name for name in self.builds() if name != serving]
         for name in stale:
             self.client.delete_collection(name)
+        if is_local(self.client) and not self.settings.qdrant_url:
+            # a process killed inside create_collection leaves a folder the store never listed
+            known = set(self.builds())
+            prefix = f"{BUILD_PREFIX}{self.name}__"
+            folder = self.settings.qdrant_dir / "collection"
+            for path in folder.glob(f"{glob.escape(prefix)}*") if folder.is_dir() else ():
+                if path.name not in known and "__" not in path.name[len(prefix):]:
+                    shutil.rmtree(path, ignore_errors=True)
+                    stale.append(path.name)
         return stale
 
     def check_models(self, record: dict[str, Any], built: dict[str, Any] | None = None) -> None:

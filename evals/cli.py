@@ -35,7 +35,8 @@ class _RunByDefault(TyperGroup):
 
 eval_app = typer.Typer(
     cls=_RunByDefault, no_args_is_help=True, pretty_exceptions_enable=False,
-    help="Run scripted eval conversations (YAML suites) and gate CI on their metrics.",
+    help="Run scripted eval conversations (YAML suites) and gate CI on their metrics. "
+    "`vistarag eval SUITE.yaml...` is short for `vistarag eval run SUITE.yaml...`.",
 )
 
 

@@ -254,7 +254,9 @@ def test_thread_resumes_after_restart_with_elements_and_memory(
     open_server.start()
     page = new_page(browser, open_server.url)
     page.wait_for_selector("#chat-input", timeout=60_000)
-    page.locator('[id^="thread-"]').first.click()
+    thread = page.locator(f'#thread-{threads[0]}')
+    thread.wait_for(timeout=60_000)
+    thread.click()
     page.wait_for_selector("text=Sources", timeout=60_000)
     assert "Every lorry is inspected" in page.content()
     page.wait_for_function(

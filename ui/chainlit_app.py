@@ -38,16 +38,18 @@ DATA_LAYER = make_data_layer(chat_db_path(SETTINGS), elements_dir(SETTINGS))
 STEP_TITLES = {
     "detect_modality": "Reading the question",
     "ingest_attachments": "Adding the attachments",
+    "search": "Searching the knowledge base",
     "encode_query": "Encoding the query",
     "retrieve": "Searching the knowledge base",
     "rerank": "Ranking the results",
     "synthesize": "Writing the answer",
     "not_found": "Nothing found",
-    "agent": "Planning",
+    "agent": "Researching (several searches)",
 }
 STEP_ICONS = {
     "detect_modality": "scan-eye",
     "ingest_attachments": "file-plus",
+    "search": "search",
     "encode_query": "binary",
     "retrieve": "search",
     "rerank": "list-ordered",
@@ -239,10 +241,10 @@ def derived_summary(node: str, result: TurnResult) -> str:
         return f"{result.modality or 'text'} question"
     if node == "ingest_attachments":
         return f"{len(result.ingested)} files"
-    if node == "retrieve":
-        return "candidates fused over every vector space"
-    if node == "rerank":
+    if node in ("search", "rerank"):
         return f"kept {len(result.sources)} hits"
+    if node == "agent":
+        return f"{len(result.trajectory)} tool calls"
     if node == "synthesize":
         return f"{result.synthesizer or 'model'}, {len(result.citations)} citations"
     return ""
@@ -301,7 +303,7 @@ async def show_event(
             steps[event.name] = (step, event.ms, event.summary)
     elif event.kind == "tool":
         data = event.data or {}
-        step = cl.Step(name=step_line(f"Tool {event.name}", event.ms, event.summary
+        step = cl.Step(name=step_line(f"Tool: {event.name}", event.ms, event.summary
                                       or f"{data.get('hits', 0)} hits"),
                        type="tool", language="json", parent_id=run_step_id(), icon="wrench")
         step.input = json.dumps(data.get("args", {}), ensure_ascii=False)
