@@ -117,8 +117,6 @@ def by_source(videos, path: Path, modality: str) -> list[dict]:
 
 def test_folder_ingests_videos_and_takes_the_sidecar_with_its_video(videos):
     results = {Path(r.path).name: r for r in videos.report.results}
-    for r in results.values():
-        print(r.path, r.stats)
     assert set(results) == {"scenes.mp4", "vfr.mkv", "lecture.mp4"}  # lecture.vtt: sidecar
     assert all(r.status == "added" for r in results.values()), results
     scenes = results["scenes.mp4"]
@@ -241,3 +239,29 @@ def test_time_locators():
     assert clock(83.4) == "01:23"
     assert clock(3723) == "1:02:03"
     assert locator("/x/talk.mp4", t_start=83.0, t_end=101.0) == "talk.mp4 @ 01:23-01:41"
+
+
+def test_offline_answer_quotes_the_transcript_with_its_times(videos):
+    from vistarag.agent.synth.base import SynthesisRequest
+    from vistarag.agent.synth.extractive import ExtractiveSynthesizer
+    from vistarag.agent.types import Citation
+
+    question = "when did the lighthouse keeper count the ships?"
+    hits = videos.engine.find(question, k=3, modality=["transcript"])
+    result = ExtractiveSynthesizer().synthesize(SynthesisRequest(question=question, hits=hits))
+    line = next(ln for ln in result.answer.splitlines() if "lighthouse" in ln.lower())
+    assert line.startswith(f"- at {clock(hits[0].t_start)}-")
+    cited = Citation.from_hit(1, hits[0])
+    assert cited.locator().startswith("scenes.mp4 @ 00:0")
+    assert cited.t_start == hits[0].t_start and cited.t_end == hits[0].t_end
+
+
+def test_without_the_video_extra_a_video_is_a_clear_error(videos, monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(videos.vfr.read_bytes())
+    result = videos.engine.ingestor().ingest_file(clip)
+    assert result.status == "error"
+    assert "pip install 'vistarag[video]'" in result.message

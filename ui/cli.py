@@ -155,6 +155,16 @@ def ingest(
         def on_file(path: Path) -> None:
             progress.update(task, description=path.name)
 
+        def on_progress(path: Path, stage: str, done: float, total: float | None) -> None:
+            from vistarag.agent.types import clock
+
+            if stage in ("video", "speech"):
+                what = "decoded" if stage == "video" else "transcribed"
+                of = f" / {clock(total)}" if total else ""
+                progress.update(task, description=f"{path.name}: {what} {clock(done)}{of}")
+            elif stage == "pages" and total:
+                progress.update(task, description=f"{path.name}: page {int(done)}/{int(total)}")
+
         def on_result(result: FileResult) -> None:
             where, message = escape(result.path), escape(result.message)
             if result.status == "error":
@@ -163,10 +173,14 @@ def ingest(
                 progress.console.print(f"[yellow]skipped[/yellow] {where}: {message}")
             for warning in result.warnings:
                 progress.console.print(f"[yellow]warning[/yellow] {where}: {escape(warning)}")
+            if result.kind == "video" and result.status in ("added", "replaced"):
+                progress.console.print(_video_line(result))
             progress.advance(task)
 
         try:
-            report = ingestor.ingest_paths(files, on_file=on_file, on_result=on_result)
+            report = ingestor.ingest_paths(
+                files, on_file=on_file, on_result=on_result, on_progress=on_progress
+            )
         except VistaRAGError as exc:
             _fail(exc)
     s = report.summary()
@@ -178,18 +192,61 @@ def ingest(
         f"{plural(int(s['images']), 'image')}) in {s['seconds']} s "
         f"into knowledge base {engine.settings.kb!r}"
     )
+    if s["videos"]:
+        err.print(
+            f"videos: {s['videos']}, {s['keyframes']} keyframes, "
+            f"{s['transcript_segments']} transcript segments"
+        )
     if report.errors:
         raise typer.Exit(1)
 
 
+def _video_line(result: FileResult) -> str:
+    """``video talk.mp4 (12:04): 31 keyframes, 214 transcript segments (speech)``."""
+    from vistarag.agent.types import clock
+
+    st = result.stats
+    source = "subtitles" if st.get("subtitles") else "speech"
+    segments = f"{result.transcript_segments} transcript segments"
+    segments += f" ({source})" if result.transcript_segments else ""
+    return (
+        f"[green]video[/green] {escape(Path(result.path).name)} "
+        f"({clock(st.get('duration_s', 0))}): {result.keyframes} keyframes, {segments}"
+    )
+
+
+def _modalities(values: list[str] | None) -> list[str] | None:
+    """``--modality keyframe,transcript`` and repeated ``--modality`` both work."""
+    if not values:
+        return None
+    return [m.strip() for v in values for m in v.split(",") if m.strip()] or None
+
+
 def _print_hits(hits: list[Hit], title: str) -> None:
+    from vistarag.agent.types import TIMED_MODALITIES
+
     table = Table(title=title, show_lines=False)
     for col in ("#", "score", "modality", "where", "text"):
         table.add_column(col, overflow="fold")
     for i, hit in enumerate(hits, 1):
-        snippet = " ".join(hit.text.split())[:160]
-        table.add_row(str(i), f"{hit.score:.3f}", hit.modality, hit.locator(), snippet)
+        text = hit.text
+        if hit.modality in TIMED_MODALITIES and hit.t_start is not None:
+            text = _timed_text(hit)
+        snippet = " ".join(text.split())[:160]
+        table.add_row(str(i), f"{hit.score:.3f}", hit.modality, escape(hit.locator()),
+                      escape(snippet))
     out.print(table)
+
+
+def _timed_text(hit: Hit) -> str:
+    """What matched in a video point: its words, or the keyframe's OCR text (title dropped)."""
+    from vistarag.agent.ingest.images import title_words
+
+    title = title_words(Path(hit.source))
+    lines = [ln for ln in hit.text.splitlines() if ln.strip() and ln.strip() != title]
+    if hit.modality == "keyframe":
+        return "OCR: " + " ".join(lines) if lines else "(no text in frame)"
+    return " ".join(lines)
 
 
 @app.command(cls=Command)
@@ -203,7 +260,9 @@ def search(
     modality: Annotated[
         list[str] | None,
         typer.Option(
-            "--modality", metavar="KIND", help="Only text, image, page or keyframe (repeatable)."
+            "--modality",
+            metavar="KIND",
+            help="text, image, page, keyframe, transcript or clip; a comma list or repeated.",
         ),
     ] = None,
     batch: Annotated[
@@ -217,6 +276,7 @@ def search(
 ) -> None:
     """Search a knowledge base by text, by image, or both."""
     engine = _engine(kb)
+    modality = _modalities(modality)
     try:
         if batch is None and not query and not image:
             _fail(VistaRAGError("give a query text, --image PATH, or --batch FILE.jsonl"))

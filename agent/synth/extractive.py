@@ -15,6 +15,7 @@ from vistarag.agent.synth.base import (
     TokenCallback,
     make_result,
 )
+from vistarag.agent.types import time_range
 
 NOT_FOUND = (
     "I found nothing relevant to your question in the indexed documents, so I cannot answer it "
@@ -214,6 +215,11 @@ class ExtractiveSynthesizer:
         lines = [f"Extractive answer ({self.reason}): {intro}."]
         for cand in chosen:
             where = f"[{cand.n}]" if cand.n else "(from your image)"
+            hit = request.hits[cand.n - 1] if cand.n else None
+            if hit is not None and hit.t_start is not None:  # video: say when it is said
+                lines.append(f"- at {time_range(hit.t_start, hit.t_end)}: {_quote(cand.sentence)} "
+                             f"{where}")
+                continue
             lines.append(f"- {_quote(cand.sentence)} {where}")
         return "\n".join(lines)
 
