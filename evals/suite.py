@@ -226,6 +226,12 @@ class Corpus(_Strict):
     )
     paths: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _one_root(self) -> Corpus:
+        if self.generate and self.root:
+            raise ValueError("give corpus.root or corpus.generate, not both")
+        return self
+
     @field_validator("generate")
     @classmethod
     def _module_function(cls, value: str | None) -> str | None:
@@ -392,7 +398,6 @@ def suite_json_schema() -> dict[str, Any]:
     """The JSON Schema of the suite format, generated from the models."""
     schema = Suite.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://vistarag.dev/schemas/eval-suite-v1.json"
     return schema
 
 
