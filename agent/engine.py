@@ -13,8 +13,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from vistarag.agent import docmeta
 from vistarag.agent.blobs import BlobStore
 from vistarag.agent.errors import IngestError, VistaRAGError
+from vistarag.agent.evidence import collapse
 from vistarag.agent.index import KnowledgeBase, SearchFilters
 from vistarag.agent.ingest.images import open_image
 from vistarag.agent.ingest.pipeline import Ingestor
@@ -76,6 +78,8 @@ class Engine:
         base = self.kb(kb)
         if not base.exists():
             return []
+        if doc_ids is None and query.text:  # a question naming a company / year searches its docs
+            doc_ids = docmeta.scope(query.text, docmeta.catalog(base)).doc_ids
         filters = SearchFilters(modality=modality, doc_ids=doc_ids, owner=self.settings.owner)
         n = limit or self.settings.top_n
         return base.search(
@@ -86,7 +90,7 @@ class Engine:
     def rerank(self, query: EncodedQuery, hits: list[Hit], k: int | None = None) -> list[Hit]:
         k = k or self.settings.top_k
         rq = RerankQuery(text=query.rerank_text, image_refs=[])
-        return self.reranker.rerank(rq, hits, top_k=k)
+        return collapse(self.reranker.rerank(rq, hits, top_k=len(hits)))[:k]
 
     def search(
         self,

@@ -20,6 +20,7 @@ from langgraph.runtime import Runtime
 
 from vistarag.agent.engine import Engine
 from vistarag.agent.errors import VistaRAGError
+from vistarag.agent.evidence import collapse
 from vistarag.agent.index import QueryVectors
 from vistarag.agent.query import EncodedQuery
 from vistarag.agent.rerank import RerankQuery
@@ -204,8 +205,9 @@ class Nodes:
                 text=query.rerank_text, image_refs=blob_refs(state.get("query_images") or [])
             ),
             _hits(state.get("hits")),
-            top_k=k,
+            top_k=len(state.get("hits") or []),
         )
+        hits = collapse(hits)[:k]  # k distinct pieces of evidence
         hint = state.get("page_hint")
         if hint:
             hits.sort(key=lambda h: not (h.doc_id == hint["doc_id"] and h.page == hint["page"]))

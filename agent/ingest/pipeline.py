@@ -17,6 +17,7 @@ from PIL import Image
 from qdrant_client import models
 
 from vistarag.agent.blobs import BlobStore, sha256_file
+from vistarag.agent.docmeta import annotate
 from vistarag.agent.errors import IngestError
 from vistarag.agent.index import KnowledgeBase, PointRecord, field_filter, point_id
 from vistarag.agent.ingest.discover import discover, kind_of
@@ -137,6 +138,7 @@ class Ingestor:
         if stored == {content_hash}:
             return FileResult(str(path), "unchanged", doc_id=doc_id)
         extraction = self._extract(path, kind)
+        annotate(extraction, path)  # document metadata (company, form, fiscal year) on each unit
         points = self._points(extraction, doc_id, source, content_hash)
         self.kb.upsert(points)
         old = stored - {content_hash}
