@@ -350,7 +350,9 @@ def match(scope: QueryScope, meta: Mapping[str, Any] | None) -> float:
         return 0.0
     parts: list[float] = []
     if scope.companies:
-        parts.append(1.0 if set(doc_keys(meta)) & scope.companies else -1.0)
+        if not set(doc_keys(meta)) & scope.companies:
+            return -1.0  # another company's document, whatever its year
+        parts.append(1.0)
     fy = meta.get("fiscal_year")
     if scope.years and fy:
         if fy in scope.years:

@@ -54,6 +54,12 @@ def _fail(exc: Exception) -> None:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursive).")],
     kb: KbOpt = None,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="Only files matching this glob (repeatable); also lets sidecars in.",
+    )] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Leave out files matching this glob (repeatable).",
+    )] = None,
 ) -> None:
     """Add PDFs, images, screenshots and text files to a knowledge base."""
     engine = _engine(kb)
@@ -63,9 +69,12 @@ def ingest(
         engine.models.joint  # noqa: B018
     except VistaRAGError as exc:
         _fail(exc)
-    from vistarag.agent.ingest.discover import discover
+    from vistarag.agent.ingest.discover import select
 
-    files = list(discover(paths))
+    selection = select(paths, include or (), exclude or ())
+    for path, reason in selection.skipped:
+        err.print(f"[yellow]skipped[/yellow] {escape(str(path))}: {escape(reason)}")
+    files = selection.files
     with Progress(
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.description}"), console=err, transient=False,
@@ -90,6 +99,8 @@ def ingest(
         except VistaRAGError as exc:
             _fail(exc)
     s = report.summary()
+    s["files"] += len(selection.skipped)
+    s["skipped"] += len(selection.skipped)
     err.print(
         f"[bold]{s['files']} files[/bold]: {s['added']} added, {s['replaced']} replaced, "
         f"{s['unchanged']} unchanged, {s['skipped']} skipped, "
@@ -107,7 +118,12 @@ def _print_hits(hits: list[Hit], title: str) -> None:
         table.add_column(col, overflow="fold")
     for i, hit in enumerate(hits, 1):
         snippet = " ".join(hit.text.split())[:160]
-        table.add_row(str(i), f"{hit.score:.3f}", hit.modality, hit.locator(), snippet)
+        doc = hit.extra.get("doc") or {}
+        where = f"{hit.locator()}\n[dim]{escape(doc['title'])}[/dim]" if doc.get("title") else (
+            hit.locator()
+        )
+        kinds = "+".join(hit.extra.get("modalities") or [hit.modality])
+        table.add_row(str(i), f"{hit.score:.3f}", kinds, where, snippet)
     out.print(table)
 
 
@@ -122,19 +138,26 @@ def search(
     batch: Annotated[
         Path | None, typer.Option("--batch", help='JSONL: {"id", "query", "image"?} per line.')
     ] = None,
+    doc: Annotated[list[str] | None, typer.Option(
+        "--doc", help="Only this document: doc_id, file name or part of its title (repeatable).",
+    )] = None,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="Only documents with KEY=VALUE: year, period, form, company.",
+    )] = None,
     kb: KbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search a knowledge base by text, by image, or both."""
     engine = _engine(kb)
     try:
+        doc_ids = _scoped_docs(engine, doc or [], where or [])
         if batch is not None:
             _search_batch(engine, batch, k, modality, as_json)
             return
         if not query and not image:
             _fail(VistaRAGError("give a query text, --image PATH, or --batch FILE.jsonl"))
         images = [engine.load_query_image(p) for p in image or []]
-        hits = engine.search(query, images, k=k, modality=modality)
+        hits = engine.search(query, images, k=k, modality=modality, doc_ids=doc_ids)
     except VistaRAGError as exc:
         _fail(exc)
     if as_json:
@@ -143,6 +166,24 @@ def search(
         out.print(f"No results in knowledge base {engine.settings.kb!r}.")
     else:
         _print_hits(hits, f"{query or 'image query'}  ({engine.settings.kb})")
+
+
+def _scoped_docs(engine: Engine, doc: list[str], where: list[str]) -> list[str] | None:
+    """Doc ids for ``--doc`` / ``--where`` (None: no scope); none matching is an error."""
+    if not doc and not where:
+        return None
+    from vistarag.agent.docmeta import catalog, resolve_where
+
+    for clause in where:
+        if "=" not in clause:
+            raise VistaRAGError(f"--where {clause!r}: write KEY=VALUE, e.g. --where year=2019")
+    ids = resolve_where(catalog(engine.kb()), where, doc)
+    if not ids:
+        raise VistaRAGError(
+            "no document matches " + " ".join([*(f"--doc {d}" for d in doc),
+                                               *(f"--where {w}" for w in where)])
+        )
+    return ids
 
 
 def _search_batch(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +20,7 @@ from vistarag.agent.blobs import BlobStore, sha256_file
 from vistarag.agent.docmeta import annotate
 from vistarag.agent.errors import IngestError
 from vistarag.agent.index import KnowledgeBase, PointRecord, field_filter, point_id
-from vistarag.agent.ingest.discover import discover, kind_of
+from vistarag.agent.ingest.discover import kind_of, select
 from vistarag.agent.ingest.images import extract_image
 from vistarag.agent.ingest.pdf import extract_pdf
 from vistarag.agent.ingest.textfiles import extract_text_file
@@ -95,11 +95,22 @@ class Ingestor:
         paths: Iterable[Path | str],
         on_file: Callable[[Path], None] | None = None,
         on_result: Callable[[FileResult], None] | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
     ) -> IngestReport:
-        """Ingest files and folders (recursively); never stops on a bad file."""
+        """Ingest files and folders (recursively); never stops on a bad file.
+
+        ``include`` / ``exclude`` globs and sidecars (``report.md`` beside ``report.pdf``) are
+        applied by ``discover.select``; what it leaves out is reported as skipped.
+        """
         started = time.perf_counter()
         report = IngestReport()
-        for path in discover(Path(p) for p in paths):
+        selection = select([Path(p) for p in paths], include, exclude)
+        for path, reason in selection.skipped:
+            report.results.append(FileResult(str(path), "skipped", message=reason))
+            if on_result:
+                on_result(report.results[-1])
+        for path in selection.files:
             if on_file:
                 on_file(path)
             result = self.ingest_file(path)

@@ -30,6 +30,7 @@ _PERIOD_HINT = re.compile(
     re.I,
 )
 _TITLE_SKIP = re.compile(r"^\s*(table of contents|index)\s*$", re.I)
+_CURRENCY_GAP = re.compile(r"([$€£¥(])\s+(?=[\d(])")
 MIN_ROWS = 3  # data rows a table needs
 MAX_HEADER_LINES = 4
 
@@ -307,7 +308,7 @@ def _build(lines: list[Line], start: int, end: int) -> Table | None:
         cells = [""] * len(cols)
         for cell in values:
             ci = _column_of(cell, cols)
-            cells[ci] = f"{cells[ci]} {cell.text}".strip()
+            cells[ci] = _CURRENCY_GAP.sub(r"\1", f"{cells[ci]} {cell.text}".strip())
         if not label and sum(1 for v in cells if v) < 2:
             continue  # a page number or footnote figure, not a row
         shown = label or "(continued)"
