@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from vistarag.agent import docmeta
 from vistarag.agent.blobs import BlobStore
 from vistarag.agent.errors import IngestError, VistaRAGError
+from vistarag.agent.evidence import collapse
 from vistarag.agent.index import KnowledgeBase, SearchFilters
 from vistarag.agent.models import Models
 from vistarag.agent.query import EncodedQuery, encode_query
@@ -100,10 +102,11 @@ class Engine:
             return SearchResult(image_refs=refs, image_text=query.image_text, timings=timings)
         n = request.top_n or self.settings.top_n
         with timer(timings, "retrieve"):
-            filters = SearchFilters(
-                modality=request.modality, doc_ids=request.doc_ids,
-                owner=request.owner or self.settings.owner,
-            )
+            owner = request.owner or self.settings.owner
+            doc_ids = request.doc_ids
+            if doc_ids is None and request.text:  # a question naming a company / year
+                doc_ids = docmeta.scope(request.text, docmeta.catalog(base, owner)).doc_ids
+            filters = SearchFilters(modality=request.modality, doc_ids=doc_ids, owner=owner)
             candidates = base.search(
                 query.vectors, limit=n, filters=filters, prefetch_limit=max(n, 50),
                 record=self.models.record(),
@@ -113,7 +116,8 @@ class Engine:
                 text=query.rerank_text, image_refs=[r.removeprefix(BLOB_SCHEME) for r in refs]
             )
             k = request.top_k or self.settings.top_k
-            hits = self.reranker.rerank(rerank_query, candidates, top_k=k)
+            ranked = self.reranker.rerank(rerank_query, candidates, top_k=len(candidates))
+            hits = collapse(ranked)[:k]  # k distinct pieces of evidence
         return SearchResult(
             hits=put_first(hits, request.page_hint), image_refs=refs,
             image_text=query.image_text, candidates=len(candidates), timings=timings,

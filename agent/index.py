@@ -136,6 +136,7 @@ def hit_from_point(point: Any, score: float | None = None) -> Hit:
         blob=p.get("blob"),
         content_hash=p.get("content_hash"),
         owner=p.get("owner"),
+        extra={"doc": p["doc"]} if isinstance(p.get("doc"), dict) else {},
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from vistarag.agent import docmeta
 from vistarag.agent.lexical import BM25, LexicalScores, analyze, entity_terms, quoted_phrases
 from vistarag.agent.types import Hit
 
@@ -87,6 +88,7 @@ class HybridConfig:
     phrase_weight: float = 0.5  # share of lexical_weight for matched query word bigrams
     identifier_boost: float = 3.0  # z-units when every query identifier matches whole
     exact_boost: float = 2.0  # z-units when a short query / quoted phrase occurs verbatim
+    doc_weight: float = 1.0  # z-units for a document whose company / year / form the query names
 
 
 def _zscores(values: Sequence[float]) -> list[float]:
@@ -194,6 +196,19 @@ def _contains(text: str, needle: str) -> bool:
     return False
 
 
+def doc_signal(query: str, hits: Sequence[Hit], weight: float) -> list[float]:
+    """Per-hit preference for documents whose company, fiscal year, quarter or form the query
+    names (``docmeta.match``: -1 contradicts .. 1 fits), in z-units; 0 without metadata."""
+    metas = [h.extra.get("doc") if isinstance(h.extra.get("doc"), dict) else None for h in hits]
+    if not query.strip() or not any(metas):
+        return [0.0] * len(hits)
+    keys = {k for m in metas if m for k in docmeta.doc_keys(m)}
+    scope = docmeta.parse_query(query, keys)
+    if scope.empty():
+        return [0.0] * len(hits)
+    return [weight * docmeta.match(scope, m) for m in metas]
+
+
 class HybridReranker:
     """Offline default: dense similarity z-scores plus lexical evidence that only counts when
     it is informative (enough of the query's rare terms, identifiers, phrases or the verbatim
@@ -209,10 +224,11 @@ class HybridReranker:
             return []
         dense = dense_signal(hits, self.config.dense_weights)
         lexical = lexical_signal(query.text, [h.content() for h in hits], self.config)
-        scores = [d + x for d, x in zip(dense, lexical, strict=True)]
+        meta = doc_signal(query.text, hits, self.config.doc_weight)
+        scores = [d + x + m for d, x, m in zip(dense, lexical, meta, strict=True)]
         parts = [
-            {"dense": round(d, 4), "lexical": round(x, 4)}
-            for d, x in zip(dense, lexical, strict=True)
+            {"dense": round(d, 4), "lexical": round(x, 4), "doc": round(m, 4)}
+            for d, x, m in zip(dense, lexical, meta, strict=True)
         ]
         return _finish(hits, scores, parts, top_k, self.name)
 
@@ -327,6 +343,51 @@ class CrossEncoderReranker:
         scores = [raw.get(i, floor) for i in range(len(hits))]
         parts = [{"cross_encoder": raw.get(i)} for i in range(len(hits))]
         return _finish(hits, scores, parts, top_k, self.name)
+
+
+# -------------------------------------------------------------------------------- relevance
+
+# Calibrated with evals/relevance_floor.py on the rerank eval material (answerable queries)
+# against off-topic questions over the same corpora; see that script for the figures.
+RELEVANCE_FLOOR = 0.40  # hybrid: best of (cosine + COVERAGE_WEIGHT * lexical coverage)
+COVERAGE_WEIGHT = 0.5
+CROSS_ENCODER_FLOOR = 0.0  # logit: sigmoid 0.5, the model's own "relevant" boundary
+RELEVANCE_DEPTH = 3  # hits looked at
+
+
+def relevance(hits: Sequence[Hit], query: str) -> float:
+    """How well the best hits answer ``query``, on the scale ``RELEVANCE_FLOOR`` is set in.
+
+    Reranked hits carry what each reranker measured in ``extra``; the score used is absolute
+    (not a z-score relative to the candidates): for the hybrid reranker, the raw cosine of the
+    text embedding plus the share of the question's (IDF-weighted) terms the hit contains.
+    """
+    top = list(hits[:RELEVANCE_DEPTH])
+    if not top:
+        return float("-inf")
+    ce = [h.extra.get("rerank", {}).get("cross_encoder") for h in top]
+    if any(_num(v) for v in ce):
+        return max(float(v) for v in ce if _num(v)) - CROSS_ENCODER_FLOOR + RELEVANCE_FLOOR
+    coverage = [0.0] * len(top)
+    if query.strip():
+        coverage = BM25([h.content() for h in hits]).score(query).coverage[: len(top)]
+    best = float("-inf")
+    for hit, cov in zip(top, coverage, strict=True):
+        dense = hit.extra.get("dense") or {}
+        cos = max((float(v) for k, v in dense.items() if k == "text" and _num(v)), default=None)
+        if cos is None:  # no text-space cosine kept (image-only hits): lexical evidence alone
+            cos = 0.0
+        best = max(best, cos + COVERAGE_WEIGHT * cov)
+    return best
+
+
+def is_relevant(hits: Sequence[Hit], query: str, floor: float | None = None) -> bool:
+    """Whether the documents answer ``query`` at all: below the floor, say "not found"."""
+    if not hits:
+        return False
+    if not query.strip():
+        return True  # an image-only query: nothing to judge the hits against
+    return relevance(hits, query) >= (RELEVANCE_FLOOR if floor is None else floor)
 
 
 # ------------------------------------------------------------------------------------ factory

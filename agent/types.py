@@ -92,6 +92,8 @@ class Hit(BaseModel):
             "t_end": self.t_end,
             "text": self.text,
             "blob": self.blob,
+            "doc": self.extra.get("doc"),
+            "modalities": self.extra.get("modalities") or [self.modality],
         }
 
     def locator(self) -> str:

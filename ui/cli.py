@@ -125,6 +125,12 @@ def _show_notices(engine: Engine, kb: str | None = None) -> None:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursive).")],
     kb: KbOpt = None,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="Only files matching this glob (repeatable); also lets sidecars in.",
+    )] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Leave out files matching this glob (repeatable).",
+    )] = None,
 ) -> None:
     """Add PDFs, images, screenshots and text files to a knowledge base."""
     engine = _engine(kb)
@@ -142,10 +148,13 @@ def ingest(
         TimeElapsedColumn,
     )
 
-    from vistarag.agent.ingest.discover import discover
+    from vistarag.agent.ingest.discover import select
 
     _show_notices(engine)
-    files = list(discover(paths))
+    selection = select(paths, include or (), exclude or ())
+    for path, reason in selection.skipped:
+        err.print(f"[yellow]skipped[/yellow] {escape(str(path))}: {escape(reason)}")
+    files = selection.files
     with Progress(
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.description}"), console=err, transient=False,
@@ -184,6 +193,8 @@ def ingest(
         except VistaRAGError as exc:
             _fail(exc)
     s = report.summary()
+    s["files"] += len(selection.skipped)
+    s["skipped"] += len(selection.skipped)
     err.print(
         f"[bold]{plural(int(s['files']), 'file')}[/bold]: {s['added']} added, "
         f"{s['replaced']} replaced, {s['unchanged']} unchanged, {s['skipped']} skipped, "
@@ -233,8 +244,12 @@ def _print_hits(hits: list[Hit], title: str) -> None:
         if hit.modality in TIMED_MODALITIES and hit.t_start is not None:
             text = _timed_text(hit)
         snippet = " ".join(text.split())[:160]
-        table.add_row(str(i), f"{hit.score:.3f}", hit.modality, escape(hit.locator()),
-                      escape(snippet))
+        doc = hit.extra.get("doc") or {}
+        where = escape(hit.locator())
+        if doc.get("title"):
+            where += f"\n[dim]{escape(doc['title'])}[/dim]"
+        kinds = "+".join(hit.extra.get("modalities") or [hit.modality])
+        table.add_row(str(i), f"{hit.score:.3f}", kinds, where, escape(snippet))
     out.print(table)
 
 
@@ -271,6 +286,12 @@ def search(
             "--batch", metavar="FILE", help='JSONL: {"id", "query", "image"?} per line.'
         ),
     ] = None,
+    doc: Annotated[list[str] | None, typer.Option(
+        "--doc", help="Only this document: doc_id, file name or part of its title (repeatable).",
+    )] = None,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="Only documents with KEY=VALUE: year, period, form, company.",
+    )] = None,
     kb: KbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -281,11 +302,14 @@ def search(
         if batch is None and not query and not image:
             _fail(VistaRAGError("give a query text, --image PATH, or --batch FILE.jsonl"))
         _require_points(engine)
+        doc_ids = _scoped_docs(engine, doc or [], where or [])
         if batch is not None:
             _search_batch(engine, batch, k, modality, as_json)
             _show_notices(engine)
             return
-        hits = engine.find(query, [str(p) for p in image or []], k=k, modality=modality)
+        hits = engine.find(
+            query, [str(p) for p in image or []], k=k, modality=modality, doc_ids=doc_ids
+        )
     except VistaRAGError as exc:
         _fail(exc)
     _show_notices(engine)
@@ -295,6 +319,24 @@ def search(
         out.print(f"No results in knowledge base {engine.settings.kb!r}.")
     else:
         _print_hits(hits, f"{query or 'image query'}  ({engine.settings.kb})")
+
+
+def _scoped_docs(engine: Engine, doc: list[str], where: list[str]) -> list[str] | None:
+    """Doc ids for ``--doc`` / ``--where`` (None: no scope); none matching is an error."""
+    if not doc and not where:
+        return None
+    from vistarag.agent.docmeta import catalog, resolve_where
+
+    for clause in where:
+        if "=" not in clause:
+            raise VistaRAGError(f"--where {clause!r}: write KEY=VALUE, e.g. --where year=2019")
+    ids = resolve_where(catalog(engine.kb(), engine.settings.owner), where, doc)
+    if not ids:
+        raise VistaRAGError(
+            "no document matches " + " ".join([*(f"--doc {d}" for d in doc),
+                                               *(f"--where {w}" for w in where)])
+        )
+    return ids
 
 
 def _search_batch(

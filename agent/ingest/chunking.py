@@ -15,6 +15,39 @@ class Block:
     bbox: tuple[float, float, float, float] | None = None
 
 
+_LIGATURES = str.maketrans({
+    "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
+    "\ufb05": "st", "\ufb06": "st", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
+    "\uf0b7": "\u2022", "\uf0a7": "\u2022", "\uf06e": "\u2022", "\uf076": "\u2022",
+    "\u2010": "-", "\u2011": "-",
+})
+_HYPHEN_BREAK = re.compile(r"(\w+)-[ \t]*\n[ \t]*([a-z]\w*)")
+_LETTER_SPACED = re.compile(r"\b(?:[A-Za-z] ){3,}[A-Za-z]\b")
+_TOKEN = re.compile(r"[A-Za-z]+")
+
+
+def vocabulary(texts: Iterable[str]) -> set[str]:
+    """Lower-cased words of a page or document, to tell "manage-ment" from "cloud-native"."""
+    return {w.lower() for t in texts for w in _TOKEN.findall(t)}
+
+
+def repair(text: str, vocab: set[str] | None = None) -> str:
+    """Undo what a PDF text layer does to words: ligature glyphs (``\ufb01`` for "fi"), soft
+    and non-breaking hyphens and spaces, private-use bullets, line-end hyphenation (joined
+    without the hyphen when the joined word occurs elsewhere in ``vocab``, else kept as a
+    compound: "cloud-\nnative" -> "cloud-native") and letter-spaced headings ("R E V E N U E")."""
+    text = text.translate(_LIGATURES).replace("\u00ad\n", "").replace("\u00ad", "")
+
+    def join(m: re.Match[str]) -> str:
+        a, b = m.group(1), m.group(2)
+        if vocab is not None and (a + b).lower() in vocab:
+            return a + b
+        return f"{a}-{b}"
+
+    text = _HYPHEN_BREAK.sub(join, text)
+    return _LETTER_SPACED.sub(lambda m: m.group(0).replace(" ", ""), text)
+
+
 def clean(text: str) -> str:
     lines = [_WS.sub(" ", ln).strip() for ln in text.replace("\u00ad", "").splitlines()]
     return "\n".join(ln for ln in lines if ln)

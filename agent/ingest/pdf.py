@@ -15,8 +15,9 @@ import pymupdf
 from PIL import Image
 
 from vistarag.agent.errors import IngestError
-from vistarag.agent.ingest.chunking import Block, clean, pack_blocks
+from vistarag.agent.ingest.chunking import Block, clean, pack_blocks, repair, vocabulary
 from vistarag.agent.ingest.images import ocr_image, ocr_units
+from vistarag.agent.ingest.tables import find_tables, lines_from_words, table_chunks
 from vistarag.agent.ingest.units import Extraction, Unit
 from vistarag.agent.ocr import RapidOcrEngine, lines_to_text
 
@@ -58,11 +59,31 @@ def _render(page: pymupdf.Page, dpi: int, clip: pymupdf.Rect | None = None) -> I
 
 
 def _text_blocks(page: pymupdf.Page) -> list[Block]:
-    blocks = []
-    for x0, y0, x1, y1, text, _no, kind in page.get_text("blocks", sort=True):
-        if kind == 0 and text.strip():
-            blocks.append(Block(text, (x0, y0, x1, y1)))
-    return blocks
+    """Text blocks in reading order, words repaired (ligatures, hyphenation, letter spacing)."""
+    raw = [b for b in page.get_text("blocks", sort=True) if b[6] == 0 and b[4].strip()]
+    vocab = vocabulary(b[4] for b in raw)
+    return [Block(repair(text, vocab), (x0, y0, x1, y1)) for x0, y0, x1, y1, text, *_ in raw]
+
+
+def _table_units(page: pymupdf.Page, page_no: int, max_chars: int) -> list[Unit]:
+    """Tables of a text-layer page as row chunks that keep row labels and column headers."""
+    try:
+        words = [(*w[:4], repair(w[4])) for w in page.get_text("words")]
+        tables = find_tables(lines_from_words(words))
+    except Exception:  # a table we cannot read is still in the page's plain text chunks
+        return []
+    return [
+        Unit(
+            key=f"p{page_no}-tab{i}",
+            modality="text",
+            text=text,
+            page=page_no,
+            bbox=[round(v, 1) for v in bbox],
+            blob_of=f"p{page_no}",
+            payload={"from": "pdf-table"},
+        )
+        for i, (text, bbox) in enumerate(table_chunks(tables, max_chars))
+    ]
 
 
 def _caption_for(rect: pymupdf.Rect, blocks: list[Block]) -> str:
@@ -191,6 +212,7 @@ def iter_pdf_pages(
                                 blob_of=page_key,
                             )
                         )
+                    units += _table_units(page, page_no, max_chars)
                 units += _figures(page, page_no, blocks)
                 units.append(
                     Unit(

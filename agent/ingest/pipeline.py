@@ -14,7 +14,7 @@ import functools
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,10 +23,11 @@ import numpy as np
 from PIL import Image
 from qdrant_client import models
 
+from vistarag.agent import docmeta
 from vistarag.agent.blobs import BlobStore, sha256_file
 from vistarag.agent.errors import IngestError
 from vistarag.agent.index import KnowledgeBase, PointRecord, field_filter, point_id
-from vistarag.agent.ingest.discover import discover, kind_of
+from vistarag.agent.ingest.discover import kind_of, select
 from vistarag.agent.ingest.registry import ExtractContext, ProgressCallback, get_extractor
 from vistarag.agent.ingest.units import Unit
 from vistarag.agent.models import Models
@@ -117,15 +118,24 @@ class Ingestor:
         on_file: Callable[[Path], None] | None = None,
         on_result: Callable[[FileResult], None] | None = None,
         on_progress: FileProgress | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
     ) -> IngestReport:
         """Ingest files and folders (recursively); never stops on a bad file.
 
         ``on_progress(path, stage, done, total)`` reports progress inside a file (seconds of
-        video decoded, pages read).
+        video decoded, pages read). ``include`` / ``exclude`` globs and sidecars
+        (``report.md`` beside ``report.pdf``) are applied by ``discover.select``; what it
+        leaves out is reported as skipped.
         """
         started = time.perf_counter()
         report = IngestReport()
-        for path in discover(Path(p) for p in paths):
+        selection = select([Path(p) for p in paths], include, exclude)
+        for path, reason in selection.skipped:
+            report.results.append(FileResult(str(path), "skipped", message=reason))
+            if on_result:
+                on_result(report.results[-1])
+        for path in selection.files:
             if on_file:
                 on_file(path)
             progress = functools.partial(on_progress, path) if on_progress else None
@@ -269,6 +279,9 @@ class _BatchWriter:
         self.points = 0
         self.by_modality: Counter[str] = Counter()
         self.last_id: str | None = None
+        self.first_id: str | None = None
+        self.head_texts: dict[int, list[str]] = {}  # first pages' text, for document metadata
+        self.pdf_meta: dict[str, Any] = {}
         batch = max(1, ingestor.settings.ingest_batch_units)
         self.max_units = batch
         self.max_images = max(2, batch // 4)
@@ -281,24 +294,39 @@ class _BatchWriter:
             self.flush()
 
     def finish(self) -> None:
-        """Write what is left, then flag the last point: the version is complete."""
+        """Write what is left, put the document's metadata (company, form, fiscal year: see
+        ``docmeta``) on its points, then flag the last point: the version is complete."""
         self.flush()
-        if self.last_id is not None:
-            kb = self.ing.kb
-            kb.client.set_payload(
-                kb.collection, payload={COMPLETE: True}, points=[self.last_id], wait=True
-            )
+        if self.last_id is None:
+            return
+        kb = self.ing.kb
+        name = Path(self.source).name
+        doc = docmeta.describe_pages(name, self.head_texts, self.pdf_meta)
+        version = field_filter(doc_id=self.doc_id, content_hash=self.content_hash)
+        kb.client.set_payload(kb.collection, payload={"doc": doc}, points=version, wait=True)
+        kb.client.set_payload(
+            kb.collection, payload={"doc_head": True}, points=[self.first_id], wait=True
+        )
+        kb.client.set_payload(
+            kb.collection, payload={COMPLETE: True}, points=[self.last_id], wait=True
+        )
+        docmeta.invalidate_catalog()
 
     def flush(self) -> None:
         if not self.groups:
             return
         groups, self.groups = self.groups, []
         self.pending_units = self.pending_images = 0
+        units = [u for g in groups for u in g]
+        docmeta.head_texts(units, self.head_texts)
+        if not self.pdf_meta and units and units[0].payload.get("pdf_title"):
+            self.pdf_meta["title"] = units[0].payload["pdf_title"]
         points = self._points(groups)
         if points:
             self.ing.kb.upsert(points)
             self.points += len(points)
             self.last_id = points[-1].id
+            self.first_id = self.first_id or points[0].id
             self.by_modality.update(p.payload["modality"] for p in points)
 
     def _vectors(self, units: list[Unit]) -> list[dict[str, Any]]:

@@ -9,11 +9,13 @@ import math
 import re
 from dataclasses import dataclass
 
+from vistarag.agent import docmeta
+from vistarag.agent.citations import renumber
+from vistarag.agent.rerank import is_relevant
 from vistarag.agent.synth.base import (
     SynthesisRequest,
     SynthesisResult,
     TokenCallback,
-    make_result,
 )
 from vistarag.agent.types import time_range
 
@@ -21,8 +23,13 @@ NOT_FOUND = (
     "I found nothing relevant to your question in the indexed documents, so I cannot answer it "
     "from them. Try rephrasing the question, or add documents that cover it."
 )
+NOT_IN_DOCUMENTS = (
+    "Your documents do not appear to contain this: none of the passages found answers the "
+    "question closely enough. The closest matches were {refs}."
+)
 MAX_EXTRACTS = 4
 MIN_EXTRACTS = 2
+STOP_RATIO = 0.6  # a further quote must score this share of the best one and add a question term
 MAX_PER_SOURCE = 2
 MAX_QUOTE_CHARS = 300
 MIN_FILLER_WORDS = 4  # a neighbouring sentence must be this long to be quoted as context
@@ -145,25 +152,35 @@ class ExtractiveSynthesizer:
             out.append(_Candidate(sentence, n, rank, order, score))
         return out
 
-    def _choose(self, candidates: list[_Candidate]) -> list[_Candidate]:
-        """Best-matching sentences (at most ``MAX_PER_SOURCE`` per source), topped up to
-        ``MIN_EXTRACTS`` with the sentence next to the best match; with no match at all, the
-        lead sentences of the top-ranked inputs."""
+    def _choose(
+        self, candidates: list[_Candidate], q_terms: set[str] | None = None
+    ) -> list[_Candidate]:
+        """The best-matching sentence, then further ones only while they still answer: each
+        must score at least ``STOP_RATIO`` of the best and add a question term not yet quoted
+        (at most ``MAX_PER_SOURCE`` per source). With no match at all, the lead sentences of the
+        top-ranked inputs."""
         ranked = sorted(candidates, key=lambda c: (-c.score, c.rank, c.order))
         chosen: list[_Candidate] = []
         per_source: dict[int, int] = {}
         seen: _Seen = _Seen()
+        covered: set[str] = set()
 
         def take(cand: _Candidate) -> None:
             chosen.append(cand)
             seen.add(cand.sentence)
+            covered.update(terms(cand.sentence) & (q_terms or set()))
             per_source[cand.rank] = per_source.get(cand.rank, 0) + 1
 
         for cand in ranked:
             if len(chosen) >= MAX_EXTRACTS or cand.score <= 0:
                 break
-            if cand.sentence not in seen and per_source.get(cand.rank, 0) < MAX_PER_SOURCE:
-                take(cand)
+            if chosen and cand.score < STOP_RATIO * chosen[0].score:
+                break
+            if cand.sentence in seen or per_source.get(cand.rank, 0) >= MAX_PER_SOURCE:
+                continue
+            if chosen and q_terms is not None and not (terms(cand.sentence) & q_terms) - covered:
+                continue  # says nothing about the question that is not quoted already
+            take(cand)
         if not chosen:
             if candidates and all(c.n == 0 for c in candidates):
                 # Only the user's own image to go on (e.g. a screenshot with no question):
@@ -179,24 +196,20 @@ class ExtractiveSynthesizer:
                     break
                 if cand.sentence not in seen:
                     take(cand)
-            return chosen
-        if len(chosen) < MIN_EXTRACTS:
-            best = chosen[0]
-            near = [
-                c
-                for c in candidates
-                if c.rank == best.rank
-                and c.order in (best.order + 1, best.order - 1)
-                and c.sentence not in seen
-                and len(c.sentence.split()) >= MIN_FILLER_WORDS
-            ]
-            if near:
-                take(min(near, key=lambda c: c.order < best.order))  # the next sentence first
         return chosen
 
     def answer_text(self, request: SynthesisRequest) -> str:
         """The extractive answer for ``request`` (the not-found message when there is nothing)."""
-        chosen = self._choose(self._candidates(request))
+        hits = request.hits
+        if (
+            hits
+            and not request.user_image_text
+            and any("rerank" in h.extra for h in hits)  # reranked: relevance can be judged
+            and not is_relevant(hits, request.question)
+        ):
+            refs = ", ".join(f"[{n}] {h.locator()}" for n, h in enumerate(hits[:3], start=1))
+            return NOT_IN_DOCUMENTS.format(refs=refs)
+        chosen = self._choose(self._candidates(request), terms(request.question))
         if not chosen:
             images = [n for n, h in enumerate(request.hits, start=1) if h.is_image][:MAX_EXTRACTS]
             if not images:
@@ -212,7 +225,7 @@ class ExtractiveSynthesizer:
             if matched
             else "no passage matches your question's words closely; the top-ranked ones say"
         )
-        lines = [f"Extractive answer ({self.reason}): {intro}."]
+        lines = [f"Extractive answer ({self.reason}): {intro}{_used(request, chosen)}."]
         for cand in chosen:
             where = f"[{cand.n}]" if cand.n else "(from your image)"
             hit = request.hits[cand.n - 1] if cand.n else None
@@ -226,8 +239,21 @@ class ExtractiveSynthesizer:
     def synthesize(
         self, request: SynthesisRequest, on_token: TokenCallback | None = None
     ) -> SynthesisResult:
-        answer = self.answer_text(request)
+        answer, citations = renumber(self.answer_text(request), request.hits, request.question)
         if on_token is not None:
             for line in answer.splitlines(keepends=True):
                 on_token(line)
-        return make_result(answer, request.hits, self.name, self.notice)
+        return SynthesisResult(
+            answer=answer, citations=citations, synthesizer=self.name, notice=self.notice
+        )
+
+
+def _used(request: SynthesisRequest, chosen: list[_Candidate]) -> str:
+    """" (from Amazon.com, Inc. 10-K FY2017)": the documents the quotes come from."""
+    labels: list[str] = []
+    for cand in chosen:
+        if cand.n:
+            label = docmeta.label(request.hits[cand.n - 1].extra.get("doc"))
+            if label and label not in labels:
+                labels.append(label)
+    return f" (from {'; '.join(labels)})" if labels else ""

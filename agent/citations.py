@@ -1,0 +1,148 @@
+"""Citations as a reader sees them: numbered 1, 2, 3 in order of first use, each with the
+sentence or table row that matched and its neighbours.
+
+``renumber`` rewrites an answer's ``[n]`` markers (n = position in the hit list the answer was
+written from) so the first source cited is [1], the next new one [2], and so on; markers that
+point at no hit are removed. ``best_snippet`` picks what to show of a hit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from vistarag.agent.types import Citation, Hit
+
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|[-\u2013])\s*\d+)*)\s*\]")
+_MAX_RANGE = 50
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])|\n+")
+_STOP_TEXT = """a an and are as at be by for from has have in is it its of on or that the this to
+    was
+    were what which who why how when where with does did do i you your our we they their there
+    please tell show me about"""
+_STOP = frozenset(_STOP_TEXT.split())
+SNIPPET_CHARS = 320
+
+
+def _numbers(group: str) -> list[int]:
+    out: list[int] = []
+    for part in re.split(r"\s*[,;]\s*", group):
+        bounds = re.split(r"\s*[-\u2013]\s*", part)
+        if len(bounds) == 2:
+            lo, hi = int(bounds[0]), int(bounds[1])
+            out.extend(range(lo, hi + 1) if 0 <= hi - lo <= _MAX_RANGE else [])
+        else:
+            out.append(int(bounds[0]))
+    return out
+
+
+def renumber(
+    answer: str, hits: Sequence[Hit], query: str = ""
+) -> tuple[str, list[Citation]]:
+    """Contiguous citation numbers in order of first use, and the citations they point at.
+
+    ``[3] ... [1] ... [3]`` over hits h1..h3 becomes ``[1] ... [2] ... [1]`` with citations
+    (1 -> h3, 2 -> h1). Groups and ranges (``[1, 3]``, ``[2-4]``) are renumbered member by
+    member; numbers outside ``1..len(hits)`` are dropped (a marker left empty disappears).
+    Each citation's snippet is ``best_snippet`` of its hit for ``query`` (or, without a query,
+    for the answer sentence that cites it).
+    """
+    mapping: dict[int, int] = {}
+    context: dict[int, str] = {}
+    dropped = False
+
+    def sub(match: re.Match[str]) -> str:
+        nonlocal dropped
+        new: list[int] = []
+        for n in _numbers(match.group(1)):
+            if not 1 <= n <= len(hits):
+                dropped = True
+                continue
+            if n not in mapping:
+                mapping[n] = len(mapping) + 1
+                start = answer.rfind("\n", 0, match.start()) + 1
+                context[n] = answer[start : match.start()]
+            if mapping[n] not in new:
+                new.append(mapping[n])
+        return "[" + ", ".join(str(n) for n in sorted(new)) + "]" if new else ""
+
+    text = _MARKER.sub(sub, answer)
+    if dropped:  # "see [9]." with no source 9 reads "see."
+        text = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", text))
+    citations = []
+    for old, new in sorted(mapping.items(), key=lambda kv: kv[1]):
+        hit = hits[old - 1]
+        citation = Citation.from_hit(new, hit)
+        citation.snippet = best_snippet(hit.content(), query or context.get(old, ""))
+        citations.append(citation)
+    return text, citations
+
+
+def _terms(text: str) -> list[str]:
+    out = []
+    for w in _WORD.findall(text.lower()):
+        if len(w) < 2 or w in _STOP:
+            continue
+        out.append(w[:-1] if len(w) > 3 and w.endswith("s") else w)
+    return out
+
+
+def units(text: str) -> list[str]:
+    """Sentences of prose and lines of tables / lists, whitespace collapsed, empty ones dropped."""
+    out = []
+    for piece in _SPLIT.split(text):
+        piece = " ".join(piece.split())
+        if piece and _WORD.search(piece):
+            out.append(piece)
+    return out
+
+
+def best_snippet(text: str, query: str, max_chars: int = SNIPPET_CHARS) -> str:
+    """The sentence or table row of ``text`` that best matches ``query``, with the sentence
+    before and after it as long as they fit in ``max_chars``; the start of ``text`` when
+    nothing matches."""
+    parts = units(text)
+    if not parts:
+        return ""
+    q = set(_terms(query))
+    best, best_score = 0, 0.0
+    if q:
+        bags = [set(_terms(p)) for p in parts]
+        df = {t: sum(1 for b in bags if t in b) for t in q}
+        for i, bag in enumerate(bags):
+            common = q & bag
+            score = sum(math.log(1 + len(parts) / df[t]) for t in common)
+            score += len(common) / (len(bag) + 1)  # denser wins among equals
+            if score > best_score:
+                best, best_score = i, score
+    chosen = parts[best]
+    if len(chosen) > max_chars:
+        return _cut(chosen, max_chars)
+    lo = hi = best
+    for j in (best + 1, best - 1):  # the sentence after, then the one before, if they fit
+        if 0 <= j < len(parts):
+            candidate = " ".join(parts[min(lo, j) : max(hi, j) + 1])
+            if len(candidate) <= max_chars:
+                lo, hi = min(lo, j), max(hi, j)
+    return " ".join(parts[lo : hi + 1])
+
+
+def highlight(snippet: str, query: str, mark: tuple[str, str] = ("**", "**")) -> str:
+    """``snippet`` with the query's words marked (Markdown bold by default)."""
+    q = set(_terms(query))
+    if not q:
+        return snippet
+
+    def sub(m: re.Match[str]) -> str:
+        w = m.group(0)
+        low = w.lower()
+        key = low[:-1] if len(low) > 3 and low.endswith("s") else low
+        return f"{mark[0]}{w}{mark[1]}" if key in q else w
+
+    return _WORD.sub(sub, snippet)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    return text[: max_chars - 1].rsplit(" ", 1)[0] + "\u2026"

@@ -1,0 +1,98 @@
+"""Evidence once: hits of the same region, page or image collapse into one hit.
+
+A page can come back as its render (``page``), as text chunks and table rows on it, and as the
+figures on it; the same figure crop can be stored more than once. ``collapse`` keeps the best
+hit of each piece of evidence, in score order, and records on it every modality that matched
+(``extra["modalities"]``) and the ids it absorbed (``extra["merged"]``), so the top k are k
+distinct pieces of evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from vistarag.agent.types import Hit
+
+CONTAIN = 0.8  # share of the smaller box inside the larger one that makes them one region
+_NORM = re.compile(r"\W+", re.UNICODE)
+
+
+def _area(b: Sequence[float]) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def _contained(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over the smaller box's area (1.0: one box lies inside the other)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min(_area(a), _area(b))
+    return (ix * iy) / small if small > 0 else 0.0
+
+
+def _text_key(hit: Hit) -> str:
+    return _NORM.sub(" ", hit.content().lower()).strip()
+
+
+def _time_overlap(a: Hit, b: Hit) -> bool:
+    if a.t_start is None or b.t_start is None:
+        return False
+    a_end = a.t_end if a.t_end is not None else a.t_start
+    b_end = b.t_end if b.t_end is not None else b.t_start
+    if a_end == a.t_start or b_end == b.t_start:  # instants: the same moment
+        return abs(a.t_start - b.t_start) < 0.5
+    inter = min(a_end, b_end) - max(a.t_start, b.t_start)
+    return inter > 0.8 * min(a_end - a.t_start, b_end - b.t_start)
+
+
+def same_evidence(a: Hit, b: Hit) -> bool:
+    """Whether two hits show the same thing: one region, one page render, one image."""
+    if a.id == b.id:
+        return True
+    if a.is_image and b.is_image and a.blob and a.blob == b.blob and a.modality == b.modality:
+        return True  # identical image content (blobs are content-addressed)
+    if a.doc_id != b.doc_id:
+        return False
+    if a.page is not None and a.page == b.page:
+        if a.modality == "page" or b.modality == "page":
+            return True  # a page render contains everything on its page
+        if a.bbox and b.bbox and len(a.bbox) == 4 and len(b.bbox) == 4:
+            return _contained(a.bbox, b.bbox) >= CONTAIN
+        ta, tb = _text_key(a), _text_key(b)
+        return bool(ta) and ta == tb
+    if a.page is None and b.page is None and _time_overlap(a, b):
+        return True
+    if a.page is None and b.page is None and a.t_start is None and b.t_start is None:
+        ta, tb = _text_key(a), _text_key(b)
+        return bool(ta) and ta == tb
+    return False
+
+
+def collapse(hits: list[Hit]) -> list[Hit]:
+    """One hit per piece of evidence, best score first; the kept hit lists every modality.
+
+    Hits are compared with each group's best hit. The input is not modified.
+    """
+    ordered = sorted(hits, key=lambda h: -float(h.score))
+    kept: list[Hit] = []
+    for hit in ordered:
+        for i, best in enumerate(kept):
+            if not same_evidence(best, hit):
+                continue
+            modalities = list(best.extra.get("modalities") or [best.modality])
+            if hit.modality not in modalities:
+                modalities.append(hit.modality)
+            if best.modality == "page" and hit.modality != "page" and not best.extra.get("merged"):
+                # The page render matched best, but a region on it says precisely what: show
+                # the region, at the page's score.
+                extra = {**hit.extra, "modalities": modalities, "merged": [best.id]}
+                kept[i] = hit.model_copy(update={"score": best.score, "extra": extra})
+            else:
+                extra = {**best.extra, "modalities": modalities,
+                         "merged": [*best.extra.get("merged", []), hit.id]}
+                kept[i] = best.model_copy(update={"extra": extra})
+            break
+        else:
+            extra = {**hit.extra, "modalities": [hit.modality]}
+            kept.append(hit.model_copy(update={"extra": extra}))
+    return kept
