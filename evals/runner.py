@@ -50,10 +50,14 @@ def suite_settings(loaded: LoadedSuite, base: Settings) -> Settings:
 
 
 # ---- requirements --------------------------------------------------------------------------
-def _has_mode() -> bool:
-    from vistarag.graphs import VistaContext
+def _no_chat_model(settings: Settings) -> str | None:
+    """Why the agent path cannot run here (it plans with a tool-calling chat model), or None."""
+    from vistarag.agent.llm import choose_backend
 
-    return "mode" in {f.name for f in dataclasses.fields(VistaContext)}
+    if choose_backend(settings)[0] == "extractive":
+        return ("the agent path needs a chat model: set ANTHROPIC_API_KEY, OPENAI_API_KEY or "
+                "OPENAI_BASE_URL (an OpenAI-compatible server such as vLLM or Ollama)")
+    return None
 
 
 def missing_requirement(conv: Conversation, engine: Any) -> str | None:
@@ -64,12 +68,12 @@ def missing_requirement(conv: Conversation, engine: Any) -> str | None:
             or importlib.util.find_spec("av") is None
         ):
             return "video ingestion is not available in this build (install the video extra)"
-        if need == "agent" and not _has_mode():
-            return "the agent path is not available in this build (VistaContext has no mode)"
+        if need == "agent" and (why := _no_chat_model(engine.settings)):
+            return why
         if need == "joint" and engine.models.text_bridge:
             return "no joint image-text model is available (text-bridge mode)"
-    if conv.mode == "agent" and not _has_mode():
-        return f"mode {conv.mode!r} needs the agent path, not available in this build"
+    if conv.mode == "agent" and (why := _no_chat_model(engine.settings)):
+        return why
     return None
 
 
@@ -212,7 +216,7 @@ class SuiteRunner:
         from vistarag.graphs import VistaContext
 
         kwargs: dict[str, Any] = {"kb": self.kb}
-        if conv.mode is not None and _has_mode():
+        if conv.mode is not None:
             kwargs["mode"] = conv.mode
         return VistaContext(**kwargs)
 

@@ -18,6 +18,8 @@ from vistarag.ui.cli import app
 
 PUBLIC_KEYS = {
     "id",
+    "doc",  # document metadata (title, company, form, year) when known
+    "modalities",  # every modality that matched this piece of evidence
     "score",
     "modality",
     "doc_id",
@@ -211,7 +213,7 @@ def test_kb_list_stats_delete(cli, tmp_path: Path) -> None:
     hits = cli.run.json("search", "visitors sign in", "--kb", "scratch", "--json")
     assert hits[0]["source"] == str(b.resolve())
 
-    b_blob = next(h["blob"] for h in hits if h["modality"] == "page")
+    b_blob = next(h["blob"] for h in hits if "page" in h["modalities"] and h["blob"])
     before = blobs.all_refs()
     result = cli.run("kb", "delete", "scratch", "--yes")
     freed = int(

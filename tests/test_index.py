@@ -305,7 +305,7 @@ def test_model_mismatch_then_cli_reindex(
 
     joint = Engine(joint_settings)
     with pytest.raises(ModelMismatchError) as info:
-        joint.search("loading dock")
+        joint.find("loading dock")
     msg = str(info.value)
     assert "vistarag kb reindex default" in msg
     assert "none (text-bridge)" in msg and str(tiny_clip_dir) in msg

@@ -140,7 +140,7 @@ def test_pdf_phrase_comes_back_first_with_page_and_box(corpus, engine: Engine) -
 def test_scanned_page_is_found_through_ocr(corpus, engine: Engine) -> None:
     hits = engine.find("INV-20931", k=5)
     assert hits[0].page == 3, hits[0]
-    chunk = next(h for h in hits[:3] if h.modality == "text")
+    chunk = engine.find("INV-20931", k=1, modality=["text"])[0]
     assert chunk.page == 3 and "INV-20931" in chunk.text
     # the OCR box is mapped back to PDF points: it lies on the scanned image, not the full page
     assert inside(chunk.bbox, SCAN_RECT), chunk.bbox

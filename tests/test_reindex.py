@@ -46,7 +46,7 @@ def test_reindex_swaps_an_alias_and_keeps_search_working(settings: Settings, cor
     second = kb.physical()
     assert second != first and kb.builds() == [second]  # the old build is gone
     assert kb.metadata()["state"] == READY
-    assert engine.search("how do I reset the router", k=1)[0].source.endswith("manual.txt")
+    assert engine.find("how do I reset the router", k=1)[0].source.endswith("manual.txt")
     assert list_knowledge_bases(kb.client) == ["default"]
 
 
@@ -59,7 +59,7 @@ def test_failed_rebuild_keeps_the_old_index_serving(settings: Settings, corpus: 
     assert not done.swapped and done.report.errors
     kb = engine.kb()
     assert kb.physical() == serving and kb.builds() == [serving]  # half-built one dropped
-    assert engine.search("reset the router", k=1)[0].source.endswith("manual.txt")
+    assert engine.find("reset the router", k=1)[0].source.endswith("manual.txt")
 
 
 def test_plain_collection_from_before_aliases_moves_to_an_alias(
@@ -108,7 +108,7 @@ def test_killed_reindex_leaves_the_old_one_serving(tmp_path: Path, corpus: Path)
     (leftover,) = set(kb.builds()) - {serving}  # the half-built one is left over, not serving
     assert kb.client.get_collection(leftover).config.metadata["state"] == "building"
     assert kb.count() == len(FACTS) + 1
-    hits = Engine(settings).search("reset the router button", k=1)
+    hits = Engine(settings).find("reset the router button", k=1)
     assert hits[0].source.endswith("manual.txt")
 
     done = reindex(Engine(settings))  # the next re-index clears the leftover and completes

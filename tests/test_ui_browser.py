@@ -163,10 +163,25 @@ def ask(page: object, text: str, files: list[Path] = ()) -> object:
     """Send a message (with files) and wait for the answer's sources or its final text."""
     page.wait_for_selector("#chat-input", timeout=60_000)
     if files:
-        page.set_input_files("#upload-button-input", [str(f) for f in files])
-        page.wait_for_function(
-            f"document.querySelectorAll('#attachments > *').length >= {len(files)}"
-        )
+        uploaded: list[object] = []
+        listener = lambda r: uploaded.append(r) if (  # noqa: E731
+            "/project/file" in r.url and r.request.method == "POST" and r.ok) else None
+        page.on("response", listener)
+        shown = f"document.querySelectorAll('#attachments > *').length >= {len(files)}"
+        for attempt in range(3):  # a composer still connecting its session drops the pick
+            page.set_input_files("#upload-button-input", [str(f) for f in files])
+            try:
+                page.wait_for_function(shown, timeout=20_000)
+                break
+            except playwright_api.TimeoutError:
+                if attempt == 2:
+                    raise
+        # sending before every upload has landed would send the message without them
+        deadline = time.monotonic() + 120
+        while len(uploaded) < len(files) and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        page.remove_listener("response", listener)
+        assert len(uploaded) >= len(files), "attachments did not finish uploading"
     page.fill("#chat-input", text)
     page.wait_for_selector("#chat-submit:not([disabled])", timeout=60_000)
     page.click("#chat-submit")

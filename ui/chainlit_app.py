@@ -331,9 +331,11 @@ async def finish(reply: cl.Message | None, result: TurnResult, owner: str) -> No
     reply = reply or cl.Message(content="")
     reply.content = content.rstrip() + evidence.sources_markdown(citations)
     reply.elements = evidence.elements_for(citations)
-    if reply.streaming or reply.persisted:
+    if reply.persisted:
         await reply.update()
     else:
+        # send() also ends a stream; unlike update() it stamps created_at and creates the
+        # step in the data layer, without which a resumed thread drops the answer
         await reply.send()
     notices = [n for n in result.notices if n]
     if not cl.user_session.get("notified"):
@@ -369,9 +371,6 @@ async def search(text: str, owner: str) -> None:
 def find(text: str, owner: str) -> list[Any]:
     """The engine's one search function, for this owner only."""
     engine = RUNTIME.engine
-    try:
-        from vistarag.agent.search import SearchRequest  # type: ignore[import-not-found]
-    except ImportError:  # an engine without SearchRequest: filter by owner here
-        hits = engine.search(text, kb=RUNTIME.kb)
-        return [h for h in hits if h.owner in (None, owner)]
+    from vistarag.agent.search import SearchRequest
+
     return engine.search(SearchRequest(text=text, kb=RUNTIME.kb, owner=owner)).hits

@@ -394,7 +394,7 @@ def ask(
         _fail(VistaRAGError("give a question, --image PATH, or both"))
     settings = Settings()
     engine = _engine(kb)
-    if not attach:
+    if not attach and not image:  # a screenshot alone is something to answer about
         try:
             _require_points(engine)
         except VistaRAGError as exc:

@@ -117,7 +117,14 @@ def _text_inside(rect: pymupdf.Rect, blocks: list[Block]) -> str:
     return "\n".join(inside)[:500]
 
 
-def _figures(page: pymupdf.Page, page_no: int, blocks: list[Block]) -> list[Unit]:
+FIGURE_OCR_WORDS = 8  # fewer words of the text layer inside a figure: OCR it (a chart's labels)
+
+
+def _figures(
+    page: pymupdf.Page, page_no: int, blocks: list[Block], ocr: RapidOcrEngine | None = None
+) -> list[Unit]:
+    """Embedded images as figure units: the crop, its caption, and (with ``ocr``, for figures
+    the text layer has no words inside) what OCR reads in it: chart labels and figures."""
     units: list[Unit] = []
     seen: set[tuple[int, int, int, int]] = set()
     for info in page.get_images(full=True):
@@ -135,12 +142,17 @@ def _figures(page: pymupdf.Page, page_no: int, blocks: list[Block]) -> list[Unit
                 continue
             seen.add(key)  # type: ignore[arg-type]
             caption = _caption_for(rect, blocks) or _text_inside(rect, blocks)
+            crop = _render(page, 150, clip=rect)
+            text = caption
+            if ocr is not None and len(_text_inside(rect, blocks).split()) < FIGURE_OCR_WORDS:
+                read = lines_to_text(ocr_image(ocr, crop)).strip()
+                text = "\n".join(t for t in (caption, read) if t)
             units.append(
                 Unit(
                     key=f"p{page_no}-fig{len(units)}",
                     modality="image",
-                    text=caption,
-                    image=_render(page, 150, clip=rect),
+                    text=text,
+                    image=crop,
                     page=page_no,
                     bbox=[round(v, 1) for v in rect],
                     payload={"caption": caption, "from": "pdf-figure"},
@@ -213,7 +225,7 @@ def iter_pdf_pages(
                             )
                         )
                     units += _table_units(page, page_no, max_chars)
-                units += _figures(page, page_no, blocks)
+                units += _figures(page, page_no, blocks, ocr)
                 units.append(
                     Unit(
                         key=page_key,

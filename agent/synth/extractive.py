@@ -8,16 +8,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from vistarag.agent import docmeta
 from vistarag.agent.citations import renumber
+from vistarag.agent.ingest.images import title_words
 from vistarag.agent.rerank import is_relevant
 from vistarag.agent.synth.base import (
     SynthesisRequest,
     SynthesisResult,
     TokenCallback,
 )
-from vistarag.agent.types import time_range
+from vistarag.agent.types import Hit, time_range
 
 NOT_FOUND = (
     "I found nothing relevant to your question in the indexed documents, so I cannot answer it "
@@ -32,7 +34,7 @@ MIN_EXTRACTS = 2
 STOP_RATIO = 0.6  # a further quote must score this share of the best one and add a question term
 MAX_PER_SOURCE = 2
 MAX_QUOTE_CHARS = 300
-MIN_FILLER_WORDS = 4  # a neighbouring sentence must be this long to be quoted as context
+MAX_LABEL_CHARS = 60  # a longer "title" is the first sentence of an untitled document
 
 _STOPWORD_TEXT = """
     a about above after again all also am an and any are as at be been before being below
@@ -67,13 +69,22 @@ class _Candidate:
     score: float
 
 
+def _stem(word: str) -> str:
+    """A light suffix fold: plural 's', 'ed', 'ing' ("failed" and "fails" match "fail")."""
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed"):
+        return word[:-2]
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
 def terms(text: str) -> set[str]:
     """Lower-cased content words (stopwords and 1-letter tokens dropped, plural 's' folded)."""
     out: set[str] = set()
     for word in _WORD.findall(text.lower()):
         if len(word) < 2 or word in _STOPWORDS:
             continue
-        out.add(word[:-1] if len(word) > 3 and word.endswith("s") else word)
+        out.add(_stem(word))
     return out
 
 
@@ -85,13 +96,42 @@ def _normal(text: str) -> str:
     return _NORMAL.sub(" ", text.lower()).strip()
 
 
+_DIGIT = re.compile(r"\d")
+CELL_WORDS = 2  # a line this short is a table cell or chart label, not a sentence
+MIN_CELL_RUN = 3  # this many such lines in a row read as one row of cells
+
+
+def _join_cells(text: str) -> str:
+    """Runs of very short lines (table cells, chart labels read line by line) become one line
+    "Hamburg · 27 · 93.8%", so a figure is quoted with the label it belongs to."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        out.extend([" · ".join(run)] if len(run) >= MIN_CELL_RUN else run)
+        run.clear()
+
+    for line in text.split("\n"):
+        cell = line.strip()
+        words = cell.split()
+        short = len(words) <= CELL_WORDS or all(len(w) <= 4 for w in words)  # "Q1 Q2 Q3 Q4"
+        if cell and short and not cell.endswith((".", "!", "?")):
+            run.append(cell)
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return "\n".join(out)
+
+
 def sentences(text: str) -> list[str]:
     """Sentences and lines of ``text``, whitespace collapsed, very short fragments dropped.
 
-    A line break inside a sentence (PDF layout wraps) is joined; UI and OCR lines stay apart.
+    A line break inside a sentence (PDF layout wraps) is joined; UI and OCR lines stay apart;
+    runs of table cells become one line (``_join_cells``).
     """
     out = []
-    for piece in _SENTENCE_SPLIT.split(_WRAPPED_LINE.sub(" ", text)):
+    for piece in _SENTENCE_SPLIT.split(_WRAPPED_LINE.sub(" ", _join_cells(text))):
         piece = " ".join(piece.split())
         if len(piece) >= 3 and _WORD.search(piece):
             out.append(piece)
@@ -133,7 +173,7 @@ class ExtractiveSynthesizer:
     def _candidates(self, request: SynthesisRequest) -> list[_Candidate]:
         q_terms = terms(request.question)
         texts: list[tuple[int, str]] = [(0, t) for t in request.user_image_text if t.strip()]
-        texts += [(n, h.content()) for n, h in enumerate(request.hits, start=1)]
+        texts += [(n, _without_title(h)) for n, h in enumerate(request.hits, start=1)]
         rows = [
             (rank, n, order, sentence, terms(sentence))
             for rank, (n, text) in enumerate(texts)
@@ -196,6 +236,21 @@ class ExtractiveSynthesizer:
                     break
                 if cand.sentence not in seen:
                     take(cand)
+            return chosen
+        best = chosen[0]
+        if len(chosen) < MIN_EXTRACTS and not _DIGIT.search(best.sentence):
+            # A label is often followed by its figure ("Sign in failed" / "Error AUTH-502 ..."):
+            # quote the next line too when it holds the number the best match lacks.
+            near = [
+                c
+                for c in candidates
+                if c.rank == best.rank
+                and c.order in (best.order + 1, best.order - 1)
+                and c.sentence not in seen
+                and _DIGIT.search(c.sentence)
+            ]
+            if near:
+                take(min(near, key=lambda c: c.order < best.order))  # the next sentence first
         return chosen
 
     def answer_text(self, request: SynthesisRequest) -> str:
@@ -248,12 +303,19 @@ class ExtractiveSynthesizer:
         )
 
 
+def _without_title(hit: Hit) -> str:
+    """A hit's text without the words of its file name (stored as an image's caption of last
+    resort): a file name says where the evidence is, not what it says."""
+    title = _normal(title_words(Path(hit.source)))
+    return "\n".join(ln for ln in hit.content().split("\n") if _normal(ln) != title)
+
+
 def _used(request: SynthesisRequest, chosen: list[_Candidate]) -> str:
     """" (from Amazon.com, Inc. 10-K FY2017)": the documents the quotes come from."""
     labels: list[str] = []
     for cand in chosen:
         if cand.n:
             label = docmeta.label(request.hits[cand.n - 1].extra.get("doc"))
-            if label and label not in labels:
+            if label and len(label) <= MAX_LABEL_CHARS and label not in labels:
                 labels.append(label)
     return f" (from {'; '.join(labels)})" if labels else ""

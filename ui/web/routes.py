@@ -100,6 +100,12 @@ def install_routes(app: FastAPI, access: Access) -> None:
     app.add_api_route("/vistarag/source/{doc_id}/{name}", source, methods=["GET"])
     app.add_api_route("/vistarag/blob/{ref}", blob, methods=["GET"])
     app.add_api_route("/vistarag/files/{key:path}", files, methods=["GET"])
+
+    async def unknown(rest: str) -> Any:
+        raise NOT_FOUND
+
+    # anything else under /vistarag/ (a "..%2F" trick included) is a 404, never the chat page
+    app.add_api_route("/vistarag/{rest:path}", unknown, methods=["GET"])
     # Chainlit serves its page for every unknown path (a catch-all in its included router):
     # put ours first.
     routes = app.router.routes
