@@ -64,7 +64,7 @@ class Engine:
 
     def load_query_image(self, path: str | Path) -> Image.Image:
         """Open a query image with the same checks as ingestion."""
-        from vistarag.agent.ingest.images import open_image
+        from vistarag.agent.imaging import open_image
 
         path = Path(path)
         if not path.is_file():

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from vistarag.agent.imaging import flatten, ocr_image
 from vistarag.agent.index import QueryVectors
-from vistarag.agent.ingest.images import flatten, ocr_image
 from vistarag.agent.models import Models
 from vistarag.agent.ocr import lines_to_text
 from vistarag.agent.sparse import query_vector

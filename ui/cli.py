@@ -255,7 +255,7 @@ def _print_hits(hits: list[Hit], title: str) -> None:
 
 def _timed_text(hit: Hit) -> str:
     """What matched in a video point: its words, or the keyframe's OCR text (title dropped)."""
-    from vistarag.agent.ingest.images import title_words
+    from vistarag.agent.imaging import title_words
 
     title = title_words(Path(hit.source))
     lines = [ln for ln in hit.text.splitlines() if ln.strip() and ln.strip() != title]

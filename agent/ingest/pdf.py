@@ -15,8 +15,9 @@ import pymupdf
 from PIL import Image
 
 from vistarag.agent.errors import IngestError
+from vistarag.agent.imaging import ocr_image
 from vistarag.agent.ingest.chunking import Block, clean, pack_blocks, repair, vocabulary
-from vistarag.agent.ingest.images import ocr_image, ocr_units
+from vistarag.agent.ingest.images import ocr_units
 from vistarag.agent.ingest.tables import find_tables, lines_from_words, table_chunks
 from vistarag.agent.ingest.units import Extraction, Unit
 from vistarag.agent.ocr import RapidOcrEngine, lines_to_text

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from vistarag.agent.errors import IngestError
-from vistarag.agent.ingest.images import ocr_image, title_words
+from vistarag.agent.imaging import ocr_image, title_words
 from vistarag.agent.ingest.subtitles import (
     load_subtitles,
     sidecar_for,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vistarag.agent import docmeta
 from vistarag.agent.citations import renumber
-from vistarag.agent.ingest.images import title_words
+from vistarag.agent.imaging import title_words
 from vistarag.agent.rerank import is_relevant
 from vistarag.agent.synth.base import (
     SynthesisRequest,
