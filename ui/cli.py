@@ -152,14 +152,11 @@ def ingest(
 
     _show_notices(engine)
     selection = select(paths, include or (), exclude or ())
-    for path, reason in selection.skipped:
-        err.print(f"[yellow]skipped[/yellow] {escape(str(path))}: {escape(reason)}")
-    files = selection.files
     with Progress(
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.description}"), console=err, transient=False,
     ) as progress:
-        task = progress.add_task("", total=len(files))
+        task = progress.add_task("", total=len(selection.files) + len(selection.skipped))
 
         def on_file(path: Path) -> None:
             progress.update(task, description=path.name)
@@ -187,14 +184,12 @@ def ingest(
             progress.advance(task)
 
         try:
-            report = ingestor.ingest_paths(
-                files, on_file=on_file, on_result=on_result, on_progress=on_progress
+            report = ingestor.ingest_selection(
+                selection, on_file=on_file, on_result=on_result, on_progress=on_progress
             )
         except VistaRAGError as exc:
             _fail(exc)
     s = report.summary()
-    s["files"] += len(selection.skipped)
-    s["skipped"] += len(selection.skipped)
     err.print(
         f"[bold]{plural(int(s['files']), 'file')}[/bold]: {s['added']} added, "
         f"{s['replaced']} replaced, {s['unchanged']} unchanged, {s['skipped']} skipped, "

@@ -27,7 +27,7 @@ from vistarag.agent import docmeta
 from vistarag.agent.blobs import BlobStore, sha256_file
 from vistarag.agent.errors import IngestError
 from vistarag.agent.index import KnowledgeBase, PointRecord, field_filter, point_id
-from vistarag.agent.ingest.discover import kind_of, select
+from vistarag.agent.ingest.discover import Selection, kind_of, select
 from vistarag.agent.ingest.registry import ExtractContext, ProgressCallback, get_extractor
 from vistarag.agent.ingest.units import Unit
 from vistarag.agent.models import Models
@@ -128,9 +128,19 @@ class Ingestor:
         (``report.md`` beside ``report.pdf``) are applied by ``discover.select``; what it
         leaves out is reported as skipped.
         """
+        selection = select([Path(p) for p in paths], include, exclude)
+        return self.ingest_selection(selection, on_file, on_result, on_progress)
+
+    def ingest_selection(
+        self,
+        selection: Selection,
+        on_file: Callable[[Path], None] | None = None,
+        on_result: Callable[[FileResult], None] | None = None,
+        on_progress: FileProgress | None = None,
+    ) -> IngestReport:
+        """Ingest what ``discover.select`` chose; what it left out is reported as skipped."""
         started = time.perf_counter()
         report = IngestReport()
-        selection = select([Path(p) for p in paths], include, exclude)
         for path, reason in selection.skipped:
             report.results.append(FileResult(str(path), "skipped", message=reason))
             if on_result:
