@@ -234,3 +234,32 @@ def test_kb_list_stats_delete(cli, tmp_path: Path) -> None:
     missing = cli.run("search", "anything", "--kb", "scratch", code=2).stderr  # says so, fails
     assert "no knowledge base 'scratch'" in missing and "vistarag ingest" in missing
     assert "invalid knowledge base name" in cli.run("kb", "stats", "../x", code=2).stderr
+
+
+def test_search_from_another_directory_finds_the_same_knowledge_base(tmp_path: Path) -> None:
+    """Without VISTARAG_HOME the data dir is the user's (platformdirs), not the working
+    directory: ingest in one folder, search from another, nothing written where you stand."""
+    import os
+    import subprocess
+    import sys
+
+    first, second, data = tmp_path / "here", tmp_path / "there", tmp_path / "xdg-data"
+    for folder in (first, second):
+        folder.mkdir()
+    text_pdf(first / "memo.pdf", "The quarterly offsite moves to Lisbon in March.")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISTARAG_")}
+    env.update({"XDG_DATA_HOME": str(data), "VISTARAG_JOINT_MODEL": "none", "COLUMNS": "200"})
+
+    def vistarag(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vistarag.ui.cli", *args], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert vistarag(first, "ingest", "memo.pdf").returncode == 0
+    found = vistarag(second, "search", "offsite Lisbon", "--json")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["source"] == str((first / "memo.pdf").resolve())
+    assert not (first / ".vistarag").exists() and not (second / ".vistarag").exists()
+    assert any(data.rglob("*.sqlite")) or any(data.iterdir())  # the KB lives in the user dir
+    # A knowledge base nobody ingested into says so and fails, from anywhere.
+    missing = vistarag(second, "search", "offsite", "--kb", "nothing-here")
+    assert missing.returncode != 0 and "nothing-here" in missing.stderr

