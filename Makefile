@@ -1,30 +1,40 @@
-# VistaRAG: `make run` sets up and runs the demo; `make test` sets up and runs the tests.
+# VistaRAG: `make run` sets up and opens the chat on a sample knowledge base; `make test` sets up
+# and runs the tests; `make demo` is the scripted command-line tour.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= .vistarag-demo
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run demo sample test lint bench clean
 
 setup: $(VENV)/.installed
 
 # torch==2.13.0 first (a CPU wheel where one is on disk; a bare `torch` pulls a multi-GB CUDA build)
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins the rest to a set that resolves together (uv: about a minute).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0 || $(BIN)/pip install -q torch
 	$(BIN)/pip install -q uv
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[all,dev]'
+	$(BIN)/uv pip install --python $(BIN)/python -q -c constraints.txt -e '.[all,dev]'
 	touch $@
 
-# The main job on the embedded defaults: generate a sample corpus, ingest it, search, ask.
-run: setup
+# A sample corpus (PDFs, screenshots, a chart, a narrated video) in knowledge base "demo".
+sample: setup
 	$(BIN)/python -m vistarag.evals.sample_corpus $(DEMO_DIR)/corpus
 	VISTARAG_HOME=$(DEMO_DIR)/data $(BIN)/vistarag ingest $(DEMO_DIR)/corpus --kb demo
+
+# The main job on the embedded defaults: the chat on http://127.0.0.1:8000 over the sample.
+run: sample
+	VISTARAG_HOME=$(DEMO_DIR)/data $(BIN)/vistarag ui --kb demo
+
+# The scripted tour: search and ask the sample from the command line, then the demo eval.
+demo: sample
 	VISTARAG_HOME=$(DEMO_DIR)/data $(BIN)/vistarag search "certificate expired" --kb demo -k 3
 	VISTARAG_HOME=$(DEMO_DIR)/data $(BIN)/vistarag search "invoice total" --kb demo -k 3
 	VISTARAG_HOME=$(DEMO_DIR)/data $(BIN)/vistarag ask "How often is each lorry inspected?" --kb demo
+	VISTARAG_HOME=$(DEMO_DIR)/data $(BIN)/vistarag eval demo --report $(DEMO_DIR)/eval-report
 
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q

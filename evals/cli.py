@@ -59,6 +59,10 @@ def run(
         list[str] | None, typer.Option("--only", help="Run only these conversations (globs).")
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Conversations at once.")] = 1,
+    judge: Annotated[bool, typer.Option(
+        "--judge", help="Also score faithfulness and answer relevancy with the configured chat "
+        "model (DeepEval; needs vistarag[judge]).",
+    )] = False,
 ) -> None:
     """Ingest each suite's corpus, run its conversations, score them, write the reports."""
     from rich.progress import (
@@ -70,6 +74,7 @@ def run(
     )
 
     from vistarag.agent.settings import Settings
+    from vistarag.evals.judge import JUDGE_METRICS
     from vistarag.evals.runner import count_turns, new_run_report, run_suite
     from vistarag.evals.suite import load_suite
 
@@ -91,8 +96,10 @@ def run(
                 bar.update(task, completed=base + done, description=escape(desc))
 
             try:
-                results.append(run_suite(suite, settings, kb=kb, only=only, jobs=jobs,
-                                         on_progress=progress, engine_out=engines))
+                results.append(run_suite(
+                    suite, settings, kb=kb, only=only, jobs=jobs, on_progress=progress,
+                    engine_out=engines, judge_metrics=JUDGE_METRICS if judge else (),
+                ))
             except VistaRAGError as exc:
                 _fail(str(exc))
             done_before += count_turns(suite, only)
@@ -153,6 +160,8 @@ def _print_summary(suite: Any) -> None:
     for conv in suite.conversations:
         if conv.skipped:
             err.print(f"[yellow]skipped[/yellow] {escape(conv.name)}: {escape(conv.skipped)}")
+    if suite.judge.get("skipped"):
+        err.print(f"[yellow]not judged[/yellow]: {escape(suite.judge['skipped'])}")
 
 
 @eval_app.command("schema")

@@ -98,6 +98,7 @@ class SuiteReport(BaseModel):
     node_latency: dict[str, dict[str, float | None]] = Field(default_factory=dict)
     ran: dict[str, dict[str, int]] = Field(default_factory=dict)
     thresholds: list[ThresholdResult] = Field(default_factory=list)
+    judge: dict[str, Any] = Field(default_factory=dict)  # {model, metrics} or {skipped: why}
     passed: bool = True
     seconds: float = 0.0
     conversations: list[ConversationReport] = Field(default_factory=list)

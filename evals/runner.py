@@ -204,9 +204,9 @@ class SuiteRunner:
     """Runs one suite's conversations against one engine and graph."""
 
     def __init__(self, loaded: LoadedSuite, settings: Settings, kb: str, root: Path,
-                 engine: Any, graph: Any) -> None:
+                 engine: Any, graph: Any, judge: Any = None) -> None:
         self.loaded, self.settings, self.kb, self.root = loaded, settings, kb, root
-        self.engine, self.graph = engine, graph
+        self.engine, self.graph, self.judge = engine, graph, judge
 
     def _path(self, rel: str) -> str:
         path = Path(rel)
@@ -262,6 +262,13 @@ class SuiteRunner:
                 continue
             latency = (time.perf_counter() - started) * 1000
             checks, metrics, curve = score_turn(turn, result, latency, suite.k, max(suite.k))
+            notices = list(result.notices)
+            if self.judge is not None:
+                try:
+                    metrics |= self.judge.score(turn.text, result.answer,
+                                                [h.text for h in result.sources])
+                except Exception as exc:  # a judge that fails leaves the turn unjudged
+                    notices.append(f"judge failed: {exc.__class__.__name__}: {exc}")
             items = m.relevance_items(turn.expect.sources) if turn.expect.sources else None
             turn_report = turn_report.model_copy(update={
                 "checks": checks, "metrics": metrics, "recall_curve": curve,
@@ -272,12 +279,26 @@ class SuiteRunner:
                 "timings": dict(result.timings), "latency_ms": round(latency, 1),
                 "path": result.path, "synthesizer": result.synthesizer,
                 "modality": result.modality, "not_found": result.not_found,
-                "notices": list(result.notices),
+                "notices": notices,
             })
             report.turns.append(turn_report)
             on_turn()
         report.passed = all(t.passed for t in report.turns)
         return report
+
+
+def make_judge(settings: Settings, metrics: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """The LLM judge for these metrics (None when none is asked for or it cannot run) and
+    what the report says about it."""
+    if not metrics:
+        return None, {}
+    from vistarag.evals.judge import Judge, JudgeUnavailable
+
+    try:
+        judge = Judge(settings, list(dict.fromkeys(metrics)))
+    except JudgeUnavailable as exc:
+        return None, {"skipped": str(exc), "metrics": []}
+    return judge, {"model": judge.label, "metrics": list(judge.metrics)}
 
 
 def warm_up(engine: Any) -> None:
@@ -303,6 +324,8 @@ def aggregate(report: SuiteReport, ks: Sequence[int]) -> None:
     agg["citation_precision"] = m.mean(t.metrics.get("citation_precision") for t in turns)
     agg["citation_recall"] = m.mean(t.metrics.get("citation_recall") for t in turns)
     agg["trajectory"] = m.mean(t.metrics.get("trajectory") for t in turns)
+    for name in report.judge.get("metrics", []):
+        agg[name] = m.mean(t.metrics.get(name) for t in turns)
     agg["turn_pass_rate"] = sum(t.passed for t in turns) / len(turns) if turns else None
     agg["conversation_pass_rate"] = (
         sum(c.passed for c in ran_convs) / len(ran_convs) if ran_convs else None
@@ -359,6 +382,7 @@ def run_suite(
     jobs: int = 1,
     on_progress: ProgressFn | None = None,
     engine_out: list[Any] | None = None,
+    judge_metrics: Sequence[str] = (),
 ) -> SuiteReport:
     """Ingest the suite's corpus and run its conversations; the scored ``SuiteReport``."""
     from langgraph.checkpoint.memory import InMemorySaver
@@ -386,7 +410,8 @@ def run_suite(
     corpus = ingest_corpus(loaded, engine, kb_name, root, on_file)
     warm_up(engine)
     graph = build_graph(settings, checkpointer=InMemorySaver(), engine=engine)
-    runner = SuiteRunner(loaded, settings, kb_name, root, engine, graph)
+    judge, judged = make_judge(settings, judge_metrics or suite.judge)
+    runner = SuiteRunner(loaded, settings, kb_name, root, engine, graph, judge)
     done = 0
 
     def on_turn() -> None:
@@ -404,7 +429,7 @@ def run_suite(
                   "text_model": settings.text_model, "top_k": settings.top_k,
                   "top_n": settings.top_n, "text_bridge": engine.models.text_bridge,
                   **suite.settings.model_dump(exclude_none=True)},
-        corpus=corpus, k=list(suite.k), conversations=convs,
+        corpus=corpus, k=list(suite.k), conversations=convs, judge=judged,
     )
     aggregate(report, suite.k)
     judge_thresholds(report, suite.thresholds)

@@ -34,7 +34,8 @@ Requirement = Literal["video", "agent", "joint"]
 # Aggregate metrics a threshold may name; names ending in ``_ms`` are upper bounds.
 THRESHOLD_PATTERN = re.compile(
     r"^((recall|ndcg)@\d+|mrr|answer_checks|citation_precision|citation_recall|trajectory"
-    r"|turn_pass_rate|conversation_pass_rate|latency_p50_ms|latency_p95_ms)$"
+    r"|turn_pass_rate|conversation_pass_rate|latency_p50_ms|latency_p95_ms"
+    r"|faithfulness|answer_relevancy)$"
 )
 METRIC_NAMES = (
     "recall@K, ndcg@K, mrr, answer_checks, citation_precision, citation_recall, trajectory, "
@@ -271,6 +272,11 @@ class Suite(_Strict):
         default_factory=dict,
         description="Aggregate metric -> minimum (maximum for *_ms), e.g. recall@5: 0.8. "
         "Without thresholds every turn must pass.",
+    )
+    judge: list[Literal["faithfulness", "answer_relevancy"]] = Field(
+        default_factory=list,
+        description="LLM-judged metrics (DeepEval) per turn, when a chat model is configured "
+        "and the judge extra is installed; otherwise the report says why they did not run.",
     )
     conversations: list[Conversation] = Field(min_length=1)
 
