@@ -1,6 +1,7 @@
 """A small sample corpus the project generates itself: a PDF, a screenshot, a chart, notes.
 
-Used by ``make run`` (the demo) and by the tests. ``python -m vistarag.evals.sample_corpus DIR``.
+Used by ``make run`` / ``make demo`` and by the tests.
+``python -m vistarag.evals.sample_corpus DIR`` writes the demo eval suite's corpus into DIR.
 """
 
 from __future__ import annotations
@@ -228,5 +229,5 @@ def make_eval_corpus(root: Path) -> list[Path]:
 
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "sample-corpus")
-    for file in make_sample_corpus(target):
+    for file in make_eval_corpus(target):  # with the narrated video where espeak-ng is installed
         print(file)

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import chainlit as cl
 
-from vistarag.agent.types import Citation, Hit
+from vistarag.agent.types import Citation, Hit, time_range
 
 PDF_SUFFIXES = {".pdf"}
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".m4v", ".ogv", ".ogg"}
@@ -26,20 +26,13 @@ def file_name(source: str) -> str:
     return PurePath(source.replace("\\", "/")).name or source
 
 
-def clock(seconds: float) -> str:
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-    return f"{s // 60}:{s % 60:02d}"
-
-
 def label(c: Citation) -> str:
-    """``[2] report.pdf, p. 3`` / ``[1] demo.mp4 at 0:12`` / ``[3] shot.png``."""
+    """``[2] report.pdf, p. 3`` / ``[1] demo.mp4 @ 00:12-00:31`` / ``[3] shot.png``."""
     where = file_name(c.source)
     if c.page is not None:
         where += f", p. {c.page}"
     if c.t_start is not None:
-        where += f" at {clock(c.t_start)}"
+        where += f" @ {time_range(c.t_start, c.t_end)}"
     return f"[{c.n}] {where}"
 
 
