@@ -226,10 +226,6 @@ def wait_turn(page: object) -> None:
     page.wait_for_selector("#stop-button", state="detached", timeout=300_000)
 
 
-def last_answer(page: object) -> str:
-    return page.locator(".message-content").last.inner_text()
-
-
 # ---------------------------------------------------------------------------------------------
 def test_open_chat_streams_cites_and_opens_the_pdf_page(
     open_server: ChatServer, browser: object, media: dict[str, Path], model: FakeLLMServer
@@ -317,6 +313,25 @@ def test_thread_resumes_after_restart_with_elements_and_memory(
     page.context.close()
 
 
+def test_agent_tool_calls_show_as_steps_with_their_arguments(
+    open_server: ChatServer, browser: object, model: FakeLLMServer
+) -> None:
+    """A comparison takes the agent path on the hosted model: each tool call is a step with
+    its timing and hits, whose input is the call's arguments; the answer still cites."""
+    from tests.llm_servers import Reply
+
+    model.queue(Reply(tool_calls=[("retrieve", {"query": "lorry inspection interval", "k": 3})]))
+    page = new_page(browser, open_server.url)
+    ask(page, "Compare how often lorries are inspected with the proxy error code.")
+    page.wait_for_selector("text=Sources", timeout=60_000)
+    step = page.locator("text=/^Tool: retrieve · .*(ms|s)$/")
+    step.first.wait_for(timeout=30_000)
+    step.first.click()  # the step opens on its input: the tool call's arguments
+    page.wait_for_selector("text=/lorry inspection interval/", timeout=30_000)
+    assert "Every lorry is inspected after 40,000 kilometres" in page.content()
+    page.context.close()
+
+
 def test_video_citation_plays_from_the_cited_moment(
     login_server: ChatServer, browser: object, tmp_path: Path
 ) -> None:
@@ -346,7 +361,7 @@ def test_video_citation_plays_from_the_cited_moment(
 
 
 def test_users_do_not_see_each_others_uploads(
-    login_server: ChatServer, browser: object, media: dict[str, Path]
+    login_server: ChatServer, browser: object, media: dict[str, Path], tmp_path: Path
 ) -> None:
     """Alice's upload answers Alice; Bob gets nothing of it by chat, by search, or by fetching
     Alice's element and blob URLs with his own session."""
@@ -363,8 +378,12 @@ def test_users_do_not_see_each_others_uploads(
 
     bob = new_page(browser, login_server.url)
     login(bob, BOB)
-    ask(bob, "How often are the lorries inspected?")
-    answer = last_answer(bob)
+    odd = tmp_path / "minutes.xyz"
+    odd.write_text("not a format VistaRAG reads", encoding="utf-8")
+    ask(bob, "How often are the lorries inspected?", [odd])
+    # An unsupported file is named in a clear message; the question is still answered.
+    bob.wait_for_selector("text=/minutes.xyz.*cannot read this kind of file/", timeout=30_000)
+    answer = "\n".join(bob.locator(".ai-message").all_inner_texts())
     assert "40,000" not in answer and "fleet_report" not in answer
     bob.fill("#chat-input", "/search")
     bob.keyboard.press("Enter")

@@ -297,3 +297,28 @@ def test_cli_search_prints_video_time_range_and_matched_words(videos):
     frame = next(h for h in hits if h["modality"] == "keyframe")
     assert frame["source"].endswith("scenes.mp4") and 5.5 <= frame["t_start"] <= 6.5
     assert "REVENUE" in frame["text"].upper()
+
+
+def test_slides_that_differ_by_a_title_are_not_near_duplicates():
+    """Near-duplicate keyframes are dropped, but a new slide title on the same layout (a talk,
+    a screen recording) is a new keyframe; recompression noise is not."""
+    from PIL import Image
+
+    from vistarag.agent.ingest.video import _capture, _same_picture
+
+    class Frame:  # what PyAV hands over: to_image()
+        def __init__(self, image: Image.Image) -> None:
+            self.image = image
+
+        def to_image(self, width: int, height: int) -> Image.Image:
+            return self.image.resize((width, height))
+
+    size = (1280, 720)
+    first = slide(["Part 1: revenue growth", "Key figures and next steps"], size)(0)
+    second = slide(["Part 2: customer churn", "Key figures and next steps"], size)(0)
+    rng = np.random.default_rng(7)
+    noisy = Image.fromarray(np.clip(np.asarray(first, np.int16)
+                                    + rng.integers(-6, 7, (720, 1280, 3)), 0, 255).astype(np.uint8))
+    a, b, c = (_capture(Frame(img), (960, 540)) for img in (first, second, noisy))
+    assert not _same_picture(a, b)
+    assert _same_picture(a, c)

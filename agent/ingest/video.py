@@ -43,7 +43,8 @@ DETECT_WIDTH = 256  # scene detection runs on frames this wide
 FRAME_PX = 960  # keyframes are kept (for OCR, the joint model, the thumbnail) at this size
 MIN_SCENE_S = 0.5  # PySceneDetect's default (15 frames at 30 fps)
 SETTLE_S = (0.4, 1.0, 2.0)  # after a cut, also look at these later frames; keep the clearest
-DUPLICATE_DIFF = 3.0  # mean absolute difference (0-255) of 32x32 greys: the same picture
+DUPLICATE_DIFF = 3.0  # mean absolute difference (0-255) of 32x32 greys: the same picture...
+DUPLICATE_PEAK = 10.0  # ...and no region changed: slides differing by one line of text differ
 DETAIL_EDGES = 0.004  # share of strong edges below which a frame is plain (no text to read)
 FADE_THRESHOLD = 12  # mean intensity at or below which a frame counts as black
 CLIP_TEXT_CHARS = 1200
@@ -179,7 +180,10 @@ def has_detail(image: Image.Image) -> bool:
 
 
 def _same_picture(a: _Frame, b: _Frame) -> bool:
-    return float(np.abs(a.sig - b.sig).mean()) < DUPLICATE_DIFF
+    """Near-identical frames: small change overall and nowhere a large one (the 99th
+    percentile of the 32x32 cells), so a new title on the same slide layout is kept."""
+    diff = np.abs(a.sig - b.sig)
+    return float(diff.mean()) < DUPLICATE_DIFF and float(np.percentile(diff, 99)) < DUPLICATE_PEAK
 
 
 def _capture(frame: Any, size: tuple[int, int]) -> _Frame:
