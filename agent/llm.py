@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 Backend = Literal["anthropic", "openai", "extractive"]
+HOW_TO_CONFIGURE = ("set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_BASE_URL (an "
+                    "OpenAI-compatible server such as vLLM or Ollama)")
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,12 @@ class JudgeUnavailable(Exception):
 
 def _chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
     """The user's hosted chat model, even when the suite's answers are extractive."""
-    from vistarag.agent.llm import make_chat_model
+    from vistarag.agent.llm import HOW_TO_CONFIGURE, make_chat_model
 
     wanted = settings.synthesizer if settings.synthesizer in ("anthropic", "openai") else "auto"
     choice = make_chat_model(settings.model_copy(update={"synthesizer": wanted}))
     if choice.model is None:
-        raise JudgeUnavailable("the judge needs a chat model: set ANTHROPIC_API_KEY, "
-                               "OPENAI_API_KEY or OPENAI_BASE_URL")
+        raise JudgeUnavailable(f"the judge needs a chat model: {HOW_TO_CONFIGURE}")
     return choice.model, choice.label
 
 

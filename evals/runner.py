@@ -52,11 +52,10 @@ def suite_settings(loaded: LoadedSuite, base: Settings) -> Settings:
 # ---- requirements --------------------------------------------------------------------------
 def _no_chat_model(settings: Settings) -> str | None:
     """Why the agent path cannot run here (it plans with a tool-calling chat model), or None."""
-    from vistarag.agent.llm import choose_backend
+    from vistarag.agent.llm import HOW_TO_CONFIGURE, choose_backend
 
     if choose_backend(settings)[0] == "extractive":
-        return ("the agent path needs a chat model: set ANTHROPIC_API_KEY, OPENAI_API_KEY or "
-                "OPENAI_BASE_URL (an OpenAI-compatible server such as vLLM or Ollama)")
+        return f"the agent path needs a chat model: {HOW_TO_CONFIGURE}"
     return None
 
 
