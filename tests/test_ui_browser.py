@@ -156,12 +156,15 @@ def login_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServe
 
 
 CONNECTED: dict[int, list[bool]] = {}  # id(page) -> the client announced its socket session
+NAVIGATED: dict[int, list[str]] = {}  # id(page) -> the URLs its main frame went to
 
 
 def new_page(browser: object, url: str) -> object:
     context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
     page = context.new_page()
     connected = CONNECTED.setdefault(id(page), [])
+    went = NAVIGATED.setdefault(id(page), [])
+    page.on("framenavigated", lambda f: went.append(f.url) if f == page.main_frame else None)
     announced = lambda f: connected.append(True) if "connection_successful" in str(f) else None  # noqa: E731
     page.on("websocket", lambda ws: ws.on("framesent", announced))
     # socket.io may still be on HTTP long-polling when the client announces itself
@@ -237,6 +240,7 @@ def test_open_chat_streams_cites_and_opens_the_pdf_page(
     frames: list[str] = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
     page.wait_for_selector("#chat-input", timeout=60_000)
+    page.wait_for_selector("[id^=starter-]", timeout=30_000)  # they follow the settings fetch
     assert page.locator("[id^=starter-]").count() >= 3  # starter prompts for a first visit
     ask(page, QUESTION, [media["pdf"], media["png"]])
     page.wait_for_selector("text=Sources", timeout=60_000)
@@ -274,6 +278,28 @@ def test_open_chat_streams_cites_and_opens_the_pdf_page(
     assert not (open_server.cwd / ".chainlit").exists()
     assert not (open_server.cwd / ".files").exists()
     page.context.close()
+
+
+def test_open_chat_arrives_signed_in_without_a_login_detour(
+    open_server: ChatServer, browser: object
+) -> None:
+    """Without users there is no login: the page itself comes signed in as the local user, so
+    a first visit stays on the chat. (Chainlit's header-auth flow alone reloads /login twice
+    first, and a message typed on the chat meanwhile is lost.)"""
+    page = new_page(browser, open_server.url)
+    page.wait_for_selector("#chat-input", timeout=60_000)
+    wait_connected(page)  # the socket connects only once the client has its user
+    page.wait_for_timeout(1000)
+    assert CONNECTED[id(page)], "the chat never connected"
+    assert not [u for u in NAVIGATED[id(page)] if "/login" in u], NAVIGATED[id(page)]
+    page.context.close()
+
+    # the page load carries the cookie; the client's API calls without one are refused
+    first = httpx.get(open_server.url + "/", headers={"Accept": "text/html"})
+    assert first.status_code == 200 and first.cookies.get("access_token"), first.headers
+    me = httpx.get(open_server.url + "/user", cookies=first.cookies)
+    assert me.status_code == 200 and me.json()["identifier"] == "local", me.text
+    assert httpx.get(open_server.url + "/user").status_code == 401
 
 
 def test_thread_resumes_after_restart_with_elements_and_memory(
@@ -339,6 +365,13 @@ def test_video_citation_plays_from_the_cited_moment(
     )
     page.screenshot(path=str(ARTIFACTS / "ui_video_citation.png"))
     page.context.close()
+
+
+def test_a_login_server_signs_no_one_in_by_itself(login_server: ChatServer) -> None:
+    """With users configured, loading the page hands out no session: /user stays 401."""
+    first = httpx.get(login_server.url + "/", headers={"Accept": "text/html"})
+    assert first.status_code == 200 and not first.cookies.get("access_token"), first.headers
+    assert httpx.get(login_server.url + "/user", cookies=first.cookies).status_code == 401
 
 
 def test_users_do_not_see_each_others_uploads(

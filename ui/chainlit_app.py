@@ -25,6 +25,7 @@ from vistarag.graphs import VistaContext
 from vistarag.graphs.runner import TurnEvent, TurnResult, astream_turn
 from vistarag.ui.web import evidence
 from vistarag.ui.web.auth import verify_password
+from vistarag.ui.web.local_session import install_local_session
 from vistarag.ui.web.persistence import make_data_layer
 from vistarag.ui.web.routes import Access, install_routes
 from vistarag.ui.web.runtime import ChatRuntime
@@ -86,11 +87,17 @@ if UI.login:
 
 else:
 
+    def local_user() -> cl.User:
+        return cl.User(identifier=SETTINGS.owner, metadata={"provider": "local"})
+
     @cl.header_auth_callback
     async def local_login(headers: Any) -> cl.User | None:
         """No users configured: everyone reaching this (loopback by default) server is the
         local user, whose history and uploads persist like a logged-in user's."""
-        return cl.User(identifier=SETTINGS.owner, metadata={"provider": "local"})
+        return local_user()
+
+    # ... and the page arrives signed in, instead of detouring twice through /login
+    install_local_session(server_app, local_user)
 
 
 def owner_of(user: Any) -> str | None:
