@@ -339,6 +339,33 @@ def test_thread_resumes_after_restart_with_elements_and_memory(
     page.context.close()
 
 
+def test_agent_tool_calls_show_as_steps_with_their_arguments(
+    open_server: ChatServer, browser: object, model: FakeLLMServer
+) -> None:
+    """A comparison takes the agent path on the hosted model: each tool call is a step with
+    its timing and hits, whose input is the call's arguments; the answer still cites."""
+    from tests.llm_servers import Reply
+
+    model.queue(Reply(tool_calls=[("retrieve", {"query": "lorry inspection interval", "k": 3})]))
+    page = new_page(browser, open_server.url)
+    ask(page, "Compare how often lorries are inspected with the proxy error code.")
+    page.wait_for_selector("text=Sources", timeout=60_000)
+    # A step's header is a button whose id is "step-" + its name (its text starts with a
+    # space, so a ^-anchored text= regex never matches it).
+    step = page.locator('[id^="step-Tool: retrieve · "]').first
+    step.wait_for(timeout=30_000)
+    assert re.search(r"hits for 'lorry inspection interval' · [\d.]+ m?s$",
+                     step.inner_text().strip()), step.inner_text()
+    step.click()  # the step opens on its input: the tool call's arguments, as JSON
+    body = page.locator(f'[id="{step.get_attribute("aria-controls")}"]')
+    expect = playwright_api.expect
+    expect(body).to_contain_text(re.compile(r'"query":\s*"lorry inspection interval"'),
+                                 timeout=30_000)
+    expect(body).to_contain_text(re.compile(r'"k":\s*3\b'))
+    assert "Every lorry is inspected after 40,000 kilometres" in page.content()
+    page.context.close()
+
+
 def test_video_citation_plays_from_the_cited_moment(
     login_server: ChatServer, browser: object, tmp_path: Path
 ) -> None:
