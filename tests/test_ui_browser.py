@@ -2,9 +2,9 @@
 
 Two servers, each started with ``vistarag ui`` in a subprocess on a free loopback port with its
 own data dir: one without login whose model is the loopback Anthropic server (streamed answer,
-citations that open the PDF at its page, inline evidence, resume after a restart), and one with
-two password users (privacy between them, offline notice). Screenshots land in
-``tests/artifacts/`` (ignored by git).
+citations that open the PDF at its page, inline evidence, resume after a restart, agent tool
+steps), and one with two password users (video and image citations, privacy between them,
+offline notice). Screenshots land in ``tests/artifacts/`` (ignored by git).
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures_media import PDF_PAGE1, PDF_PAGE2, SCREENSHOT_LINES, make_pdf, make_screenshot
+from tests.fixtures_media import (
+    PDF_PAGE1,
+    PDF_PAGE2,
+    SCREENSHOT_LINES,
+    make_pdf,
+    make_screenshot,
+    text_image,
+)
 from tests.llm_servers import FakeLLMServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -399,6 +406,59 @@ def test_a_login_server_signs_no_one_in_by_itself(login_server: ChatServer) -> N
     first = httpx.get(login_server.url + "/", headers={"Accept": "text/html"})
     assert first.status_code == 200 and not first.cookies.get("access_token"), first.headers
     assert httpx.get(login_server.url + "/user", cookies=first.cookies).status_code == 401
+
+
+BACKUP_LINES = ["Backup Assistant", "Backup failed: disk quota exceeded",
+                "Error code BKP-7731 on volume ARCHIVE-02"]
+BAR = (200, 30, 30)  # the screenshot's title bar: a colour none of the other test media has
+
+
+def test_image_citation_shows_the_image(
+    login_server: ChatServer, browser: object, tmp_path: Path
+) -> None:
+    """A dropped screenshot is ingested (its words read by OCR); the answer cites it, and the
+    citation opens that very image in the side view, served by the owner-checked blob route."""
+    from PIL import ImageDraw
+
+    shot = tmp_path / "backup_failure.png"
+    image = text_image(BACKUP_LINES, size=(720, 260))
+    ImageDraw.Draw(image).rectangle([0, 0, 719, 11], fill=BAR)
+    image.save(shot)
+    page = new_page(browser, login_server.url)
+    login(page, ALICE)
+    ask(page, "Why did the backup fail with error BKP-7731?", [shot])
+    page.wait_for_selector("text=Sources", timeout=120_000)
+    link = page.locator("a.element-link", has_text=re.compile(r"^\[\d+\] backup_failure\.png$"))
+    link.first.wait_for(timeout=30_000)
+    link.first.click()
+    shown = page.locator("#side-view-content img").first
+    shown.wait_for(timeout=30_000)
+    # loaded, and on screen once the side view has slid in
+    page.wait_for_function(
+        "(() => { const i = document.querySelector('#side-view-content img');"
+        " if (!i || !i.complete || i.naturalWidth === 0) return false;"
+        " const b = i.getBoundingClientRect();"
+        " return b.width > 100 && b.left >= 0 && b.right <= window.innerWidth; })()",
+        timeout=30_000)
+    # What is on screen is the cited screenshot itself: its size and its colours.
+    seen = page.evaluate(
+        """() => {
+            const i = document.querySelector('#side-view-content img');
+            const c = document.createElement('canvas');
+            c.width = i.naturalWidth; c.height = i.naturalHeight;
+            const g = c.getContext('2d');
+            g.drawImage(i, 0, 0);
+            const at = (x, y) => [...g.getImageData(x, y, 1, 1).data].slice(0, 3);
+            return {src: i.getAttribute('src'), w: i.naturalWidth, h: i.naturalHeight,
+                    bar: at(360, 5), ground: at(700, 240)};
+        }"""
+    )
+    assert seen["src"].startswith("/vistarag/blob/"), seen
+    assert (seen["w"], seen["h"]) == image.size, seen
+    assert all(abs(a - b) <= 24 for a, b in zip(seen["bar"], BAR, strict=True)), seen
+    assert min(seen["ground"]) >= 230, seen
+    page.screenshot(path=str(ARTIFACTS / "ui_image_citation.png"))
+    page.context.close()
 
 
 def test_users_do_not_see_each_others_uploads(
