@@ -68,7 +68,7 @@ class BlobStore:
         if img.mode not in ("RGB", "RGBA", "L"):
             img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
         buf = io.BytesIO()
-        img.save(buf, format="WEBP", quality=90, method=4)
+        img.save(buf, format="WEBP", quality=90, method=1)  # method 4: 2x the time, 1% smaller
         return self.put_bytes(buf.getvalue(), "webp")
 
     def open_image(self, ref: str) -> Image.Image:

@@ -68,6 +68,14 @@ def same_evidence(a: Hit, b: Hit) -> bool:
     return False
 
 
+def _inside(hit: Hit, best: Hit) -> bool:
+    """``hit``'s box is a clearly smaller region within ``best``'s."""
+    a, b = hit.bbox, best.bbox
+    if not (a and b and len(a) == 4 and len(b) == 4) or best.modality == "page":
+        return False
+    return _area(a) < 0.8 * _area(b) and _contained(a, b) >= CONTAIN
+
+
 def collapse(hits: list[Hit]) -> list[Hit]:
     """One hit per piece of evidence, best score first; the kept hit lists every modality.
 
@@ -82,10 +90,13 @@ def collapse(hits: list[Hit]) -> list[Hit]:
             modalities = list(best.extra.get("modalities") or [best.modality])
             if hit.modality not in modalities:
                 modalities.append(hit.modality)
-            if best.modality == "page" and hit.modality != "page" and not best.extra.get("merged"):
-                # The page render matched best, but a region on it says precisely what: show
-                # the region, at the page's score.
-                extra = {**hit.extra, "modalities": modalities, "merged": [best.id]}
+            page_first = best.modality == "page" and not best.extra.get("merged")
+            if hit.modality != "page" and (page_first or _inside(hit, best)):
+                # The page render (or a larger region) matched best, but a region inside it
+                # says precisely what (a table row inside a page's text): show the region, at
+                # the best score.
+                merged = [*best.extra.get("merged", []), best.id]
+                extra = {**hit.extra, "modalities": modalities, "merged": merged}
                 kept[i] = hit.model_copy(update={"score": best.score, "extra": extra})
             else:
                 extra = {**best.extra, "modalities": modalities,

@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     )
     whisper_threads: int = Field(default=0, description="CPU threads for whisper; 0 = all cores.")
     ingest_batch_units: int = Field(
-        default=32, description="Units embedded and upserted together (bounds memory)."
+        default=128,
+        description="Units embedded and upserted together (bounds memory; images: at most 8).",
     )
 
     # Retrieval

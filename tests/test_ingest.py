@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pymupdf
 import pytest
 from PIL import Image
@@ -294,3 +295,23 @@ def test_source_override_names_the_document(settings: Settings, tmp_path: Path) 
     assert result.status == "added" and result.doc_id == doc_id_for("contracts/warranty.txt")
     hit: Hit = engine.find("warranty", k=1)[0]
     assert hit.source == "contracts/warranty.txt" and hit.doc_id == result.doc_id
+
+
+def test_page_vector_is_pooled_from_its_chunks_and_every_point_is_described(
+    corpus, engine: Engine
+) -> None:
+    kb = engine.kb()
+    points, _ = kb.client.scroll(
+        kb.collection, scroll_filter=field_filter(doc_id=corpus.pdf_id, page=2), limit=100,
+        with_vectors=["text"], with_payload=True,
+    )
+    page = next(p for p in points if p.payload["modality"] == "page")
+    chunks = [np.asarray(p.vector["text"]) for p in points if p.payload["modality"] == "text"]
+    assert chunks
+    pooled = np.sum(chunks, axis=0)
+    pooled /= np.linalg.norm(pooled)
+    assert np.allclose(page.vector["text"], pooled, atol=1e-5)
+    # the document's metadata is on every point, written with it (no second pass)
+    everything = payloads(engine, doc_id=corpus.pdf_id)
+    assert everything and all(isinstance(p.get("doc"), dict) for p in everything)
+    assert sum(1 for p in everything if p.get("doc_head")) == 1

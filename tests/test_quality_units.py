@@ -11,8 +11,9 @@ from vistarag.agent import docmeta
 from vistarag.agent.citations import best_snippet, renumber
 from vistarag.agent.evidence import collapse, same_evidence
 from vistarag.agent.followup import page_target, referenced_citation, resolve, swap_period
-from vistarag.agent.ingest.chunking import repair, vocabulary
+from vistarag.agent.ingest.chunking import repair, vocabulary, without_amounts
 from vistarag.agent.ingest.discover import select
+from vistarag.agent.ingest.pdf import extract_pdf
 from vistarag.agent.ingest.tables import find_tables, lines_from_words, table_chunks
 from vistarag.agent.types import Hit
 
@@ -109,6 +110,48 @@ def test_table_rows_keep_their_label_and_column_headers(tmp_path: Path) -> None:
     assert "Long-term debt: 2018 = 900; 2019 = 850" in text  # the section closed at its total
 
 
+def test_a_units_label_over_year_columns_is_a_header_not_a_row(tmp_path: Path) -> None:
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    lines = [("(dollars in millions)", "2022", "2021"), ("Subscription", "$ 16,388", "$ 14,573"),
+             ("Product", "532", "555"), ("Services and other", "686", "657")]
+    for y, (label, a, b) in zip(range(100, 200, 14), lines, strict=False):
+        page.insert_text((40, y), label, fontsize=9)
+        for x, value in ((450, a), (530, b)):
+            page.insert_text((x - pymupdf.get_text_length(value, fontsize=9), y), value,
+                             fontsize=9)
+    (table,) = find_tables(lines_from_words(page.get_text("words")))
+    assert table.headers == ["2022", "2021"]
+    assert table.row_texts()[0] == "Subscription: 2022 = $16,388; 2021 = $14,573"
+
+
+def test_without_amounts_keeps_words_years_and_short_numbers() -> None:
+    text = "Accounts payable: December 31, 2017 = $34,616; 2016 = (25,309)\nMargin: 2019 = 12.5 %"
+    assert without_amounts(text) == "Accounts payable: December 31, 2017; 2016\nMargin: 2019"
+    kept = "Error 404 on iPhone 15 in Q3 2019"
+    assert without_amounts(kept) == kept
+
+
+def test_a_statement_page_is_embedded_without_its_figures_and_once(tmp_path: Path) -> None:
+    path = _statement_pdf(tmp_path / "bs.pdf")
+    doc = pymupdf.open(path)
+    doc[0].insert_text((40, 400), "Liquidity improved because suppliers extended terms.",
+                       fontsize=9)
+    doc.saveIncr()
+    units = extract_pdf(path, None, 10, 900, 72).units  # type: ignore[arg-type]
+    chunks = [u for u in units if u.modality == "text" and not u.payload.get("from")]
+    (table,) = [u for u in units if u.payload.get("from") == "pdf-table"]
+    (page,) = [u for u in units if u.modality == "page"]
+    prose = " ".join(u.text for u in chunks)
+    assert "suppliers extended terms" in prose and "Accrued expenses" in prose
+    assert "Accrued expenses (Current liabilities): 2018 = 400; 2019 = 512" in table.text
+    assert table.dense_text is not None and "2,857" not in table.dense_text
+    assert "Total current liabilities: 2018; 2019" in table.dense_text
+    # the page's text vector is pooled from its chunks, not embedded a second time
+    assert set(page.text_vector_from) == {u.key for u in [*chunks, table]}
+    assert "Accrued expenses" in page.text  # the page still shows and matches its whole text
+
+
 def test_word_repair() -> None:
     vocab = vocabulary(["management reviews the cloud-native platform"])
     text = "the manage-\nment team\nuses cloud-\nnative tools; \ufb01nancial state\u00adments\u00a0"
@@ -190,3 +233,13 @@ def test_sidecars_and_globs_are_selected(tmp_path: Path) -> None:
     assert [p.name for p in sel.files] == ["report.md"]
     assert sel.skipped and all(p.name != "report.md" for p, _ in sel.skipped)
     assert [p.name for p in select([tmp_path / "report.md"]).files] == ["report.md"]  # named
+
+
+def test_collapse_shows_the_table_row_inside_a_matching_text_chunk() -> None:
+    chunk = _hit("chunk", "text", 3, 0.9, bbox=[40, 60, 540, 300], text="Accounts payable $ 1,377")
+    row = _hit("row", "text", 3, 0.7, bbox=[40, 130, 530, 150],
+               text="Accounts payable: 2019 = $1,377")
+    (kept,) = collapse([chunk, row])
+    assert (kept.id, kept.score, kept.extra["merged"]) == ("row", 0.9, ["chunk"])
+    elsewhere = _hit("other", "text", 3, 0.5, bbox=[40, 400, 530, 420], text="Leases")
+    assert len(collapse([chunk, row, elsewhere])) == 2

@@ -103,6 +103,29 @@ def _split_long(text: str, max_chars: int) -> list[str]:
     return out
 
 
+_AMOUNT = re.compile(
+    r"(?<![\w.,])[$€£¥(\-\u2013]*\d(?:[\d,.]*\d)?\)?(?:[ \t]?%)?\)?(?![\w])"
+)
+_EMPTY_VALUE = re.compile(r"[ \t]*=[ \t]*(?=[;\n]|$)|(?<=;)[ \t]*;", re.M)
+_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+def without_amounts(text: str) -> str:
+    """A table chunk as the dense model reads it: amounts left out ("$16,388", "(4)%", "1.25"),
+    years and short numbers kept ("2019", "Q3", "404"). Figures carry little meaning for a
+    sentence embedding and are most of a statement's tokens; the lexical vector and the stored
+    text still hold every figure."""
+
+    def keep(m: re.Match[str]) -> str:
+        token = m.group(0)
+        digits = sum(ch.isdigit() for ch in token)
+        if _YEAR.fullmatch(token) or (digits <= 3 and token.isdigit()):
+            return token
+        return ""
+
+    return _WS.sub(" ", _EMPTY_VALUE.sub("", _AMOUNT.sub(keep, text))).strip()
+
+
 def pack_text(text: str, max_chars: int) -> list[str]:
     """Chunk plain text on paragraph boundaries."""
     paragraphs = [Block(p) for p in re.split(r"\n\s*\n", text)]

@@ -16,7 +16,14 @@ from PIL import Image
 
 from vistarag.agent.errors import IngestError
 from vistarag.agent.imaging import ocr_image
-from vistarag.agent.ingest.chunking import Block, clean, pack_blocks, repair, vocabulary
+from vistarag.agent.ingest.chunking import (
+    Block,
+    clean,
+    pack_blocks,
+    repair,
+    vocabulary,
+    without_amounts,
+)
 from vistarag.agent.ingest.images import ocr_units
 from vistarag.agent.ingest.tables import find_tables, lines_from_words, table_chunks
 from vistarag.agent.ingest.units import Extraction, Unit
@@ -78,6 +85,7 @@ def _table_units(page: pymupdf.Page, page_no: int, max_chars: int) -> list[Unit]
             key=f"p{page_no}-tab{i}",
             modality="text",
             text=text,
+            dense_text=without_amounts(text),
             page=page_no,
             bbox=[round(v, 1) for v in bbox],
             blob_of=f"p{page_no}",
@@ -214,6 +222,7 @@ def iter_pdf_pages(
                     # On a scanned page, what OCR read inside a figure stands in for its text.
                     blocks = [Block(ln.text, tuple(v * scale for v in ln.bbox)) for ln in lines]
                 else:
+                    tables = _table_units(page, page_no, max_chars)
                     for i, chunk in enumerate(pack_blocks(blocks, max_chars)):
                         units.append(
                             Unit(
@@ -225,13 +234,14 @@ def iter_pdf_pages(
                                 blob_of=page_key,
                             )
                         )
-                    units += _table_units(page, page_no, max_chars)
+                    units += tables
                 units += _figures(page, page_no, blocks, ocr)
                 units.append(
                     Unit(
                         key=page_key,
                         modality="page",
                         text=page_text[:1500],
+                        text_vector_from=tuple(u.key for u in units if u.modality == "text"),
                         image=_render(page, render_dpi),
                         page=page_no,
                         bbox=[round(v, 1) for v in page.rect],

@@ -159,8 +159,15 @@ def _attach_currency(cells: list[Cell]) -> list[Cell]:
 _YEARISH = re.compile(r"^(?:19|20)\d\d$|^\d{1,2},?$")
 
 
+_YEAR_COLUMN = re.compile(r"(?:19|20)\d\d(?:\s*[-\u2013/]\s*(?:19|20)?\d\d)?")
+
+
 def is_header_line(line: Line) -> bool:
-    """Years / dates only ("2016  2017", "July 29, 2023  July 30, 2022"): a column header."""
+    """Years / dates only ("2016  2017", "July 29, 2023  July 30, 2022"), or a units label
+    over year columns ("(dollars in millions)  2022  2021  2022-2021"): a column header."""
+    label, values = _split_label(line)
+    if len(values) >= 2 and all(_YEAR_COLUMN.fullmatch(v.text.strip()) for v in values):
+        return True
     nums = [c for c in line.cells if c.numeric]
     if not nums or not any(re.search(r"(?:19|20)\d\d", c.text) for c in line.cells):
         return False

@@ -27,6 +27,12 @@ class Unit:
     t_end: float | None = None
     blob_of: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    dense_text: str | None = None
+    """What the dense text model reads, when it should not read all of ``text`` (a table row
+    chunk without its figures); the lexical vector and the stored payload keep ``text``."""
+    text_vector_from: tuple[str, ...] = ()
+    """Keys of units in the same group whose text vectors, averaged, are this unit's text
+    vector (a page render's from its chunks: the page's text is not embedded twice)."""
     pool: dict[str, tuple[str, ...]] | None = None
     """Summary units (a video's clip point): per named space, the modalities of this
     document's earlier units whose vectors are averaged (normalised) into this unit's vector."""
