@@ -165,12 +165,13 @@ def load_joint_embedder(
         return None
     if Path(spec).exists():
         return _checked_joint(spec, _load_sentence_transformer(spec, device, local_only=True))
-    try:
-        return _checked_joint(spec, _load_sentence_transformer(spec, device, local_only=True))
-    except VistaRAGError:
-        raise
-    except Exception as exc:  # not in the local cache
-        log.debug("joint model %s not cached: %s", spec, exc)
+    if _in_hub_cache(spec):
+        try:
+            return _checked_joint(spec, _load_sentence_transformer(spec, device, local_only=True))
+        except VistaRAGError:
+            raise
+        except Exception as exc:  # partly cached
+            log.debug("joint model %s not loadable from the cache: %s", spec, exc)
     if _hub_offline():
         why = "HF_HUB_OFFLINE is set"
     elif not _hub_reachable(probe_timeout_s):
@@ -185,6 +186,21 @@ def load_joint_embedder(
     JointModelStatus.notice = TEXT_BRIDGE_NOTICE.format(spec=spec, why=why)
     JointModelStatus.by_spec[spec] = JointModelStatus.notice
     return None
+
+
+def _in_hub_cache(spec: str) -> bool:
+    """Whether the hub cache holds ``spec`` (checked without importing sentence-transformers,
+    which takes seconds: a search process without the joint model never pays for it)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if os.environ.get("SENTENCE_TRANSFORMERS_HOME"):  # a cache of its own: let it look
+        return True
+    repo = spec if "/" in spec else f"sentence-transformers/{spec}"
+    try:
+        found = try_to_load_from_cache(repo, "modules.json")
+    except Exception:  # an id the hub would refuse: let sentence-transformers say why
+        return True
+    return isinstance(found, str)
 
 
 def _checked_joint(spec: str, model: SentenceTransformer) -> SentenceEmbedder:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 
+from vistarag.agent import onnx_text
 from vistarag.agent.embeddings import (
     SentenceEmbedder,
     joint_notice,
     load_joint_embedder,
     load_text_embedder,
+    resolve_text_model,
 )
 from vistarag.agent.ocr import RapidOcrEngine, get_ocr
+from vistarag.agent.onnx_text import OnnxTextEncoder
 from vistarag.agent.settings import Settings
 
 TEXT_BRIDGE = "none (text-bridge)"
@@ -31,6 +34,24 @@ class Models:
     @cached_property
     def text(self) -> SentenceEmbedder:
         return load_text_embedder(self.settings.text_model, self.settings.device)
+
+    @cached_property
+    def query_text(self) -> SentenceEmbedder | OnnxTextEncoder:
+        """The text-space encoder for queries: the ONNX export of the text model when there is
+        an up-to-date one (no torch import), else the sentence-transformers model itself."""
+        s = self.settings
+        if s.fast_query_encoder and "text" not in self.__dict__:
+            fast = onnx_text.load(s.text_model, resolve_text_model(s.text_model), s.model_cache)
+            if fast is not None:
+                return fast
+        return self.text
+
+    def prepare_query_encoder(self) -> None:
+        """Export the loaded text model for fast query encoding, once per model (see
+        ``onnx_text``); a no-op when it is not loaded, exported already, or cannot be."""
+        s = self.settings
+        if s.fast_query_encoder and "text" in self.__dict__:
+            onnx_text.export(self.text.model, resolve_text_model(s.text_model), s.model_cache)
 
     @cached_property
     def joint(self) -> SentenceEmbedder | None:
@@ -67,7 +88,7 @@ class Models:
         joint = self.joint
         return {
             "text_model": self.settings.text_model,
-            "text_dim": self.text.dim,
+            "text_dim": (self.__dict__.get("text") or self.query_text).dim,
             "joint_model": joint.name if joint else TEXT_BRIDGE,
             "joint_dim": joint.dim if joint else 0,
         }

@@ -39,7 +39,7 @@ def encode_query(
     if text and image_text and any(image_text):
         texts.append("\n".join([text, *image_text]))
     if texts:
-        vectors.text = list(models.text.encode_query(texts))
+        vectors.text = list(models.query_text.encode_query(texts))
         lexical = query_vector("\n".join([text, *image_text]))
         if lexical is not None:
             vectors.lexical = [lexical]

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from platformdirs import user_data_path
+from platformdirs import user_cache_path, user_data_path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -51,6 +51,16 @@ class Settings(BaseSettings):
         "CrossEncoder id/path.",
     )
     device: str | None = Field(default=None, description="torch device; None picks automatically.")
+    model_cache: Path = Field(
+        default_factory=lambda: user_cache_path("vistarag") / "models",
+        description="Where the text model's ONNX export for fast query encoding is kept "
+        "(one per user; shared by every data dir).",
+    )
+    fast_query_encoder: bool = Field(
+        default=True,
+        description="Encode text queries with the ONNX export of the text model when there is "
+        "one (a fresh search process skips importing torch and sentence-transformers).",
+    )
     hub_probe_timeout_s: float = Field(default=3.0, description="How long to wait for the hub.")
 
     # Qdrant

@@ -13,6 +13,8 @@ for _key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPI
     os.environ.pop(_key, None)
 # A test that forgets its own data dir must never write into the user's one.
 os.environ["VISTARAG_HOME"] = tempfile.mkdtemp(prefix="vistarag-tests-")
+# Nor into the user's model cache (the ONNX query encoder); one export serves the session.
+os.environ["VISTARAG_MODEL_CACHE"] = tempfile.mkdtemp(prefix="vistarag-test-models-")
 
 from pathlib import Path  # noqa: E402
 

@@ -248,7 +248,8 @@ def test_search_from_another_directory_finds_the_same_knowledge_base(tmp_path: P
         folder.mkdir()
     text_pdf(first / "memo.pdf", "The quarterly offsite moves to Lisbon in March.")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISTARAG_")}
-    env.update({"XDG_DATA_HOME": str(data), "VISTARAG_JOINT_MODEL": "none", "COLUMNS": "200"})
+    env.update({"XDG_DATA_HOME": str(data), "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+                "VISTARAG_JOINT_MODEL": "none", "COLUMNS": "200"})
 
     def vistarag(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "vistarag.ui.cli", *args], cwd=cwd, env=env,

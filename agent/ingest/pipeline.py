@@ -157,6 +157,8 @@ class Ingestor:
             report.results.append(result)
             if on_result:
                 on_result(result)
+        if report.count("added", "replaced"):
+            self.models.prepare_query_encoder()  # later searches skip the torch import
         report.seconds = time.perf_counter() - started
         return report
 
