@@ -68,6 +68,18 @@ def same_evidence(a: Hit, b: Hit) -> bool:
     return False
 
 
+MAX_MERGED_TEXTS = 8  # a statement page has 5-8 row chunks
+
+
+def _texts(absorbed: Hit, shown: Hit) -> list[str]:
+    """What the shown hit keeps of the text hits it absorbed (the table rows on a statement
+    page whose plain text matched best), so an answer can still quote them."""
+    texts = [*absorbed.extra.get("merged_texts", []), *shown.extra.get("merged_texts", [])]
+    if absorbed.modality == "text" and absorbed.text and absorbed.text != shown.text:
+        texts.insert(0, absorbed.text)
+    return list(dict.fromkeys(texts))[:MAX_MERGED_TEXTS]
+
+
 def _inside(hit: Hit, best: Hit) -> bool:
     """``hit``'s box is a clearly smaller region within ``best``'s."""
     a, b = hit.bbox, best.bbox
@@ -96,11 +108,13 @@ def collapse(hits: list[Hit]) -> list[Hit]:
                 # says precisely what (a table row inside a page's text): show the region, at
                 # the best score.
                 merged = [*best.extra.get("merged", []), best.id]
-                extra = {**hit.extra, "modalities": modalities, "merged": merged}
+                extra = {**hit.extra, "modalities": modalities, "merged": merged,
+                         "merged_texts": _texts(best, hit)}
                 kept[i] = hit.model_copy(update={"score": best.score, "extra": extra})
             else:
                 extra = {**best.extra, "modalities": modalities,
-                         "merged": [*best.extra.get("merged", []), hit.id]}
+                         "merged": [*best.extra.get("merged", []), hit.id],
+                         "merged_texts": _texts(hit, best)}
                 kept[i] = best.model_copy(update={"extra": extra})
             break
         else:

@@ -166,3 +166,26 @@ def test_image_only_turn_reads_out_the_first_lines_of_the_image() -> None:
     for line in lines:
         assert line in answer
     assert answer.count("(from your image)") == 3
+
+
+def test_the_row_a_question_names_is_quoted_from_its_statement_page() -> None:
+    """The statement page's plain text matched best; the rows of its table were absorbed into
+    that hit (evidence once) and are still quoted, the row whose line item the question names
+    first, rather than a sentence that merely shares its words."""
+    from vistarag.agent.evidence import collapse
+
+    page_text = "CONSOLIDATED STATEMENTS OF INCOME\nOperating income\n6,098\n5,802"
+    rows = ("CONSOLIDATED STATEMENTS OF INCOME\nColumns: 2022 | 2021\n"
+            "Non-operating income (expense), net: 2022 = (90); 2021 = (97)\n"
+            "Operating income (Operating expenses): 2022 = 6,098; 2021 = 5,802")
+    chunk = text_hit(1, page_text, page=54).model_copy(update={"bbox": [50, 10, 560, 770]})
+    row = text_hit(3, rows, page=54).model_copy(update={"bbox": [50, 100, 560, 770]})
+    other = text_hit(2, "Non-operating income for fiscal 2022 included the following:", page=89)
+    hits = collapse([chunk, row, other])
+    assert [h.id for h in hits] == ["h1", "h2"]
+    request = SynthesisRequest(question="What was the operating income in fiscal 2022?",
+                               hits=hits)
+    answer = ExtractiveSynthesizer().synthesize(request).answer
+    first = answer.splitlines()[1]
+    assert "Operating income (Operating expenses): 2022 = 6,098" in first, answer
+    assert first.endswith("[1]")  # cited as the statement page it came with

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -373,24 +374,34 @@ def test_agent_tool_calls_show_as_steps_with_their_arguments(
     page.context.close()
 
 
+def cited_upload(
+    server: ChatServer, browser: object, question: str, upload: Path, label: re.Pattern[str]
+) -> tuple[Any, Any]:
+    """As Alice: ask ``question`` with ``upload`` attached; the page, and the answer's first
+    citation link whose text matches ``label``."""
+    page = new_page(browser, server.url)
+    login(page, ALICE)
+    ask(page, question, [upload])
+    page.wait_for_selector("text=Sources", timeout=120_000)
+    link = page.locator("a.element-link", has_text=label).first
+    link.wait_for(timeout=30_000)
+    return page, link
+
+
 def test_video_citation_plays_from_the_cited_moment(
     login_server: ChatServer, browser: object, tmp_path: Path
 ) -> None:
     """A dropped video is ingested; the answer cites it with its time range; the citation opens
     the video in the side view already at the cited second (a ``#t=`` media fragment)."""
     video = make_talk(tmp_path / "harbour_update.mp4")
-    page = new_page(browser, login_server.url)
-    login(page, ALICE)
-    ask(page, "When is the harbour expansion opening?", [video])
-    page.wait_for_selector("text=Sources", timeout=120_000)
-    link = page.locator("a.element-link", has_text=re.compile(r"harbour_update\.mp4"))
-    link.first.wait_for(timeout=30_000)
-    shown = link.first.inner_text()
+    page, link = cited_upload(login_server, browser, "When is the harbour expansion opening?",
+                              video, re.compile(r"harbour_update\.mp4"))
+    shown = link.inner_text()
     start = re.search(r"@ (\d\d):(\d\d)-\d\d:\d\d", shown)
     assert start, shown
     seconds = int(start.group(1)) * 60 + int(start.group(2))
     assert 3 <= seconds <= 5, shown  # the slide's scene starts at 4 s
-    link.first.click()
+    link.click()
     page.wait_for_selector("#side-view-content video", timeout=30_000)
     page.wait_for_function(
         "(() => { const v = document.querySelector('#side-view-content video');"
@@ -424,13 +435,9 @@ def test_image_citation_shows_the_image(
     image = text_image(BACKUP_LINES, size=(720, 260))
     ImageDraw.Draw(image).rectangle([0, 0, 719, 11], fill=BAR)
     image.save(shot)
-    page = new_page(browser, login_server.url)
-    login(page, ALICE)
-    ask(page, "Why did the backup fail with error BKP-7731?", [shot])
-    page.wait_for_selector("text=Sources", timeout=120_000)
-    link = page.locator("a.element-link", has_text=re.compile(r"^\[\d+\] backup_failure\.png$"))
-    link.first.wait_for(timeout=30_000)
-    link.first.click()
+    page, link = cited_upload(login_server, browser, "Why did the backup fail with error BKP-7731?",
+                              shot, re.compile(r"^\[\d+\] backup_failure\.png$"))
+    link.click()
     shown = page.locator("#side-view-content img").first
     shown.wait_for(timeout=30_000)
     # loaded, and on screen once the side view has slid in

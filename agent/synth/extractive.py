@@ -138,6 +138,16 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+_ROW = re.compile(r"^([^:=]{2,80}?)(?:\s*\([^)]*\))?:\s.*=")
+
+
+def _row_label(sentence: str) -> str:
+    """The line item of a table row chunk's line ("Operating income (Operating expenses):
+    2022 = 6,098; ..." -> "operating income"), normalised; "" for other sentences."""
+    m = _ROW.match(sentence)
+    return _normal(m.group(1)) if m else ""
+
+
 class _Seen:
     """Quotes already chosen; a sentence repeating one (or contained in one) counts as seen."""
 
@@ -173,7 +183,9 @@ class ExtractiveSynthesizer:
     def _candidates(self, request: SynthesisRequest) -> list[_Candidate]:
         q_terms = terms(request.question)
         texts: list[tuple[int, str]] = [(0, t) for t in request.user_image_text if t.strip()]
-        texts += [(n, _without_title(h)) for n, h in enumerate(request.hits, start=1)]
+        for n, hit in enumerate(request.hits, start=1):
+            # the hit's own text, and the same evidence's other texts (rows of its table)
+            texts.append((n, "\n".join([_without_title(hit), *hit.extra.get("merged_texts", [])])))
         rows = [
             (rank, n, order, sentence, terms(sentence))
             for rank, (n, text) in enumerate(texts)
@@ -183,12 +195,18 @@ class ExtractiveSynthesizer:
         # Rare question terms count more than ones found in every sentence (a light IDF).
         df = {t: sum(1 for row in rows if t in row[4]) for t in q_terms}
         weight = {t: math.log(1.0 + len(rows) / df[t]) for t in q_terms if df[t]}
+        question = f" {_normal(request.question)} "
         out = []
         for rank, n, order, sentence, s_terms in rows:
             common = q_terms & s_terms
             score = sum(weight[t] for t in common)
             if common:  # denser sentences win among equals
                 score += len(common) / (len(s_terms) + 1)
+            label = _row_label(sentence)
+            if label and f" {label} " in question:
+                # A table row whose line item the question names ("operating income") holds
+                # the figure asked for: it outranks prose that merely shares the words.
+                score *= 2
             out.append(_Candidate(sentence, n, rank, order, score))
         return out
 
