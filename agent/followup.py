@@ -1,7 +1,8 @@
 """Follow-up questions resolved against the previous turn (pure functions, no I/O).
 
 - "the same for 2019" / "and for FY2019?" / "what about Q3?": the previous question with its
-  years (or quarter) swapped (``swap_period``);
+  years (or quarter) swapped (``swap_period``); "and the year before?" moves them by one
+  (``shift_year``);
 - "that figure" / "this chart" / "the table above": the previous turn's figure citation
   (``referenced_citation``);
 - "the next page" / "the previous page": the page after / before the one cited
@@ -100,6 +101,25 @@ def swap_period(previous: str, followup: str) -> str | None:
     return out if changed else None
 
 
+_RELATIVE_YEAR = re.compile(
+    r"\b(?:the\s+|a\s+)?(?:fiscal\s+)?year\s+(before|earlier|after|later)\b"
+    r"|\b(previous|prior|preceding|last|following|next)\s+(?:fiscal\s+)?year\b",
+    re.I,
+)
+
+
+def shift_year(previous: str, followup: str) -> str | None:
+    """"And the year before?" / "what about the following year?": the previous question with
+    every year moved back or forward by one, or None."""
+    m = _RELATIVE_YEAR.search(followup)
+    if not m or len(followup.split()) > _MAX_FOLLOWUP_WORDS or not years_in(previous):
+        return None
+    word = (m.group(1) or m.group(2)).lower()
+    step = -1 if word in ("before", "earlier", "previous", "prior", "preceding", "last") else 1
+    out = _YEAR.sub(lambda y: str(int(y.group(1)) + step), previous)
+    return _FY_SHORT.sub(lambda y: f"{y.group(1)}{(int(y.group(2)) + step) % 100:02d}", out)
+
+
 def referenced_citation(
     followup: str, citations: Sequence[Mapping[str, Any]]
 ) -> Mapping[str, Any] | None:
@@ -145,7 +165,7 @@ def resolve(
     followup: str, previous_question: str = "", citations: Sequence[Mapping[str, Any]] = ()
 ) -> Resolution:
     """Resolve a follow-up against the previous question and citations (unchanged if none)."""
-    swapped = swap_period(previous_question, followup)
+    swapped = swap_period(previous_question, followup) or shift_year(previous_question, followup)
     if swapped:
         return Resolution(swapped, reason="same question, other period")
     target = page_target(followup, citations)

@@ -37,6 +37,7 @@ from vistarag.graphs.turn import (
     human_message,
     last_human,
     message_parts,
+    other_period,
     store_image_ref,
 )
 from vistarag.graphs.turn import (
@@ -121,6 +122,7 @@ def detect_modality(
         **new_turn(),
         "modality": modality, "path": path, "query_text": text,
         "retrieval_text": retrieval_text, "query_images": refs, "pending_files": files,
+        "resolved_question": other_period(text, prior),
         "doc_filter": [hint["doc_id"]] if hint else [], "page_hint": hint, "notices": notices,
         "_summary": f"{modality} question, {path} path",
     }
@@ -212,6 +214,7 @@ def synthesize(
     stream through LangGraph's ``messages`` stream mode."""
     request = SynthesisRequest(
         question=state.get("query_text") or "",
+        search_text=state.get("resolved_question") or "",
         hits=hits_of(state.get("sources")),
         user_images=blob_refs(state.get("query_images") or []),
         user_image_text=list(state.get("query_image_text") or []),

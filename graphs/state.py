@@ -47,6 +47,7 @@ class VistaState(TypedDict, total=False):
     path: str  # "direct" | "agent" | "video"
     query_text: str
     retrieval_text: str
+    resolved_question: str  # a follow-up for another period, as a question of its own
     query_images: list[str]
     query_image_text: list[str]
     pending_files: list[str]

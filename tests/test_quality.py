@@ -154,3 +154,21 @@ def test_sidecar_is_ingested_when_included(tmp_path: Path, corpus) -> None:
         ("memo.md", "added")
     ]
     assert engine.find("zebra logistics", kb="sidecars", k=1)[0].source.endswith("memo.md")
+
+
+def test_a_follow_up_for_the_year_before_answers_from_that_years_filing(corpus) -> None:
+    """"And the year before?" searches the previous question with its year moved back, and the
+    offline answer quotes the statement row that question names, from that year's filing."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from vistarag.graphs.builder import build_graph
+    from vistarag.graphs.runner import run_turn
+
+    engine, sources = corpus
+    graph = build_graph(engine=engine, checkpointer=InMemorySaver())
+    first = run_turn(graph, "What was Globex's operating income in fiscal 2019?",
+                     thread_id="years")
+    assert "Operating income: 2018 = 800; 2019 = 1,020" in first.answer.splitlines()[1]
+    second = run_turn(graph, "And how much was it the year before?", thread_id="years")
+    assert second.sources[0].source == sources[2018], [s.source for s in second.sources]
+    assert "Operating income: 2017 = 800; 2018 = 910" in second.answer.splitlines()[1]

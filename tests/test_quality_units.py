@@ -217,6 +217,13 @@ def test_followups_resolve_against_the_previous_turn() -> None:
     assert page_target("and on the next page?", cites) == ("d1", 5)
     res = resolve("explain that figure", prev, cites)
     assert res.doc_ids == ["d2"] and res.page == 7
+    asked = "What was Acme's operating income in fiscal 2022?"
+    assert resolve("And how much was it the year before?", asked).query == (
+        "What was Acme's operating income in fiscal 2021?")
+    assert resolve("what about the following year?", "Acme revenue FY22").query == (
+        "Acme revenue FY23")
+    assert resolve("and the year before?", "What is Acme's revenue?").query == (
+        "and the year before?")  # no year to move
 
 
 def test_sidecars_and_globs_are_selected(tmp_path: Path) -> None:

@@ -21,6 +21,14 @@ class SynthesisRequest(BaseModel):
     user_images: list[str] = Field(default_factory=list)
     user_image_text: list[str] = Field(default_factory=list)
     history: list[dict] = Field(default_factory=list)
+    search_text: str = ""
+    """What was searched for, when it differs from ``question``: a follow-up resolved against
+    the previous turn ("and the year before?" -> "Adobe's operating income in fiscal 2021?")."""
+
+    @property
+    def matched_text(self) -> str:
+        """The text quotes are matched against: the resolved follow-up, else the question."""
+        return self.search_text or self.question
 
 
 class SynthesisResult(BaseModel):

@@ -181,7 +181,7 @@ class ExtractiveSynthesizer:
         self.notice = notice
 
     def _candidates(self, request: SynthesisRequest) -> list[_Candidate]:
-        q_terms = terms(request.question)
+        q_terms = terms(request.matched_text)
         texts: list[tuple[int, str]] = [(0, t) for t in request.user_image_text if t.strip()]
         for n, hit in enumerate(request.hits, start=1):
             # the hit's own text, and the same evidence's other texts (rows of its table)
@@ -195,7 +195,7 @@ class ExtractiveSynthesizer:
         # Rare question terms count more than ones found in every sentence (a light IDF).
         df = {t: sum(1 for row in rows if t in row[4]) for t in q_terms}
         weight = {t: math.log(1.0 + len(rows) / df[t]) for t in q_terms if df[t]}
-        question = f" {_normal(request.question)} "
+        question = f" {_normal(request.matched_text)} "
         out = []
         for rank, n, order, sentence, s_terms in rows:
             common = q_terms & s_terms
@@ -203,7 +203,7 @@ class ExtractiveSynthesizer:
             if common:  # denser sentences win among equals
                 score += len(common) / (len(s_terms) + 1)
             label = _row_label(sentence)
-            if label and f" {label} " in question:
+            if label and f" {label.removeprefix('total ')} " in question:
                 # A table row whose line item the question names ("operating income") holds
                 # the figure asked for: it outranks prose that merely shares the words.
                 score *= 2
@@ -278,11 +278,11 @@ class ExtractiveSynthesizer:
             hits
             and not request.user_image_text
             and any("rerank" in h.extra for h in hits)  # reranked: relevance can be judged
-            and not is_relevant(hits, request.question)
+            and not is_relevant(hits, request.matched_text)
         ):
             refs = ", ".join(f"[{n}] {h.locator()}" for n, h in enumerate(hits[:3], start=1))
             return NOT_IN_DOCUMENTS.format(refs=refs)
-        chosen = self._choose(self._candidates(request), terms(request.question))
+        chosen = self._choose(self._candidates(request), terms(request.matched_text))
         if not chosen:
             images = [n for n, h in enumerate(request.hits, start=1) if h.is_image][:MAX_EXTRACTS]
             if not images:
