@@ -125,6 +125,29 @@ def test_a_units_label_over_year_columns_is_a_header_not_a_row(tmp_path: Path) -
     assert table.row_texts()[0] == "Subscription: 2022 = $16,388; 2021 = $14,573"
 
 
+def test_stacked_header_lines_over_the_columns_make_one_header_each() -> None:
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+
+    def right(x: float, y: float, text: str) -> None:
+        page.insert_text((x - pymupdf.get_text_length(text, fontsize=9), y), text, fontsize=9)
+
+    right(470, 90, "Fiscal 2024")
+    for x, top in ((380, "Stores at Start"), (470, "Stores at End")):
+        right(x, 102, top)
+        right(x, 114, "of Quarter")
+    rows = [("Domestic", "908", "907"), ("Outlet", "20", "20"), ("Total", "966", "969")]
+    for y, (label, a, b) in zip((130, 144, 158), rows, strict=True):
+        page.insert_text((40, y), label, fontsize=9)
+        right(380, y, a)
+        right(470, y, b)
+    (table,) = find_tables(lines_from_words(page.get_text("words")))
+    assert table.row_texts()[-1] == (
+        "Total: Start of Quarter = 966; End of Quarter = 969"  # common words said once, above
+    ), table.headers
+    assert all(h.startswith("Fiscal 2024 Stores at") for h in table.headers)
+
+
 def test_without_amounts_keeps_words_years_and_short_numbers() -> None:
     text = "Accounts payable: December 31, 2017 = $34,616; 2016 = (25,309)\nMargin: 2019 = 12.5 %"
     assert without_amounts(text) == "Accounts payable: December 31, 2017; 2016\nMargin: 2019"

@@ -277,7 +277,9 @@ def _build(lines: list[Line], start: int, end: int) -> Table | None:
             continue
         if not cells or any(len(c.text) > 60 for c in cells):
             break
-        if not any(_PERIOD_HINT.search(c.text) for c in cells) and header_lines:
+        if header_lines and not (
+            any(_PERIOD_HINT.search(c.text) for c in cells) or _over_columns(cells, cols)
+        ):
             break
         header_lines.insert(0, ln)
         k -= 1
@@ -328,6 +330,15 @@ def _build(lines: list[Line], start: int, end: int) -> Table | None:
     x1 = max(c.x1 for ln in body for c in ln.cells)
     top = (header_lines[0] if header_lines else body[0]).y0
     return Table(title, headers, rows, (x0, top, x1, body[-1].y1))
+
+
+def _over_columns(cells: list[Cell], cols: list[tuple[float, float]]) -> bool:
+    """Short cells that each sit over a value column: a stacked header line ("Beginning of
+    Stores Stores End of Second" above "Second Quarter Opened Closed Quarter")."""
+    return len(cells) >= 2 and all(
+        len(c.text.split()) <= 4 and any(c.x0 <= x1 + 10 and c.x1 >= x0 - 10 for x0, x1 in cols)
+        for c in cells
+    )
 
 
 def _title(lines: list[Line], above: int) -> str:
