@@ -376,12 +376,12 @@ class _BatchWriter:
         models_ = self.ing.models
         vectors: list[dict[str, Any]] = [{} for _ in units]
         by_key = {u.key: i for i, u in enumerate(units)}
-        pooled = {
-            i: sources
-            for i, u in enumerate(units)
-            if (sources := [by_key[k] for k in u.text_vector_from if units[by_key.get(k, i)].text
-                            .strip() and k in by_key])
-        }
+        pooled: dict[int, list[int]] = {}  # unit -> the units whose text vectors make its own
+        for i, unit in enumerate(units):
+            sources = [by_key[k] for k in unit.text_vector_from
+                       if k in by_key and units[by_key[k]].text.strip()]
+            if sources:
+                pooled[i] = sources
         text_idx = [i for i, u in enumerate(units) if u.text.strip() and i not in pooled]
         if text_idx:
             texts = [units[i].dense_text or units[i].text for i in text_idx]
