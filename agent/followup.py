@@ -120,6 +120,12 @@ def shift_year(previous: str, followup: str) -> str | None:
     return _FY_SHORT.sub(lambda y: f"{y.group(1)}{(int(y.group(2)) + step) % 100:02d}", out)
 
 
+def other_period(previous: str, followup: str) -> str | None:
+    """The previous question asked for the period the follow-up names ("the same for 2019")
+    or points to ("and the year before?"), or None."""
+    return swap_period(previous, followup) or shift_year(previous, followup)
+
+
 def referenced_citation(
     followup: str, citations: Sequence[Mapping[str, Any]]
 ) -> Mapping[str, Any] | None:
@@ -165,7 +171,7 @@ def resolve(
     followup: str, previous_question: str = "", citations: Sequence[Mapping[str, Any]] = ()
 ) -> Resolution:
     """Resolve a follow-up against the previous question and citations (unchanged if none)."""
-    swapped = swap_period(previous_question, followup) or shift_year(previous_question, followup)
+    swapped = other_period(previous_question, followup)
     if swapped:
         return Resolution(swapped, reason="same question, other period")
     target = page_target(followup, citations)

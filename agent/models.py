@@ -88,7 +88,7 @@ class Models:
         joint = self.joint
         return {
             "text_model": self.settings.text_model,
-            "text_dim": (self.__dict__.get("text") or self.query_text).dim,
+            "text_dim": self.query_text.dim,  # the same model's, without loading torch
             "joint_model": joint.name if joint else TEXT_BRIDGE,
             "joint_dim": joint.dim if joint else 0,
         }

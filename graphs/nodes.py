@@ -113,7 +113,10 @@ def detect_modality(
         except (VistaRAGError, OSError, ValueError) as exc:
             notices.append(f"could not read image {ref[:80]}: {exc}")
     prior = history([m for m in messages if m is not pending])
-    retrieval_text, hint = follow_up(text, prior, state.get("citations") or [])
+    resolved = other_period(text, prior)  # "and the year before?": a question of its own
+    retrieval_text, hint = (
+        (resolved, None) if resolved else follow_up(text, prior, state.get("citations") or [])
+    )
     modality = modality_of(text, refs, files)
     path, notice = choose_path(text, modality, ctx.mode or "auto", services.has_tool_model)
     if notice:
@@ -122,7 +125,7 @@ def detect_modality(
         **new_turn(),
         "modality": modality, "path": path, "query_text": text,
         "retrieval_text": retrieval_text, "query_images": refs, "pending_files": files,
-        "resolved_question": other_period(text, prior),
+        "resolved_question": resolved,
         "doc_filter": [hint["doc_id"]] if hint else [], "page_hint": hint, "notices": notices,
         "_summary": f"{modality} question, {path} path",
     }

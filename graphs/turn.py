@@ -9,8 +9,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 
+from vistarag.agent import followup
 from vistarag.agent.blobs import BlobStore
-from vistarag.agent.followup import shift_year, swap_period
 from vistarag.agent.ingest.discover import kind_of
 
 BLOB_SCHEME = "blob:"
@@ -117,23 +117,18 @@ def other_period(text: str, prior: list[dict[str, str]]) -> str:
     """"the same for 2019" / "and the year before?": the previous question asked for that
     period (a question of its own, to search with and to answer), or ""."""
     previous = [h["content"] for h in prior if h["role"] == "user"]
-    if not previous:
-        return ""
-    return swap_period(previous[-1], text) or shift_year(previous[-1], text) or ""
+    return (followup.other_period(previous[-1], text) or "") if previous else ""
 
 
 def follow_up(
     text: str, prior: list[dict[str, str]], citations: list[dict[str, Any]]
 ) -> tuple[str, dict[str, Any] | None]:
     """The text to search with, and a page hint: a follow-up searches with the previous question
-    too (with its period changed when the follow-up names another one), and "next/previous
-    page" targets the neighbour of the page cited first last turn."""
-    resolved = other_period(text, prior)
-    if resolved:
-        return resolved, None
-    previous = [h["content"] for h in prior if h["role"] == "user"]
+    too, and "next/previous page" targets the neighbour of the page cited first last turn.
+    (A follow-up for another period is searched as ``other_period``'s question instead.)"""
     if not is_follow_up(text):
         return text, None
+    previous = [h["content"] for h in prior if h["role"] == "user"]
     retrieval_text = f"{previous[-1]}\n{text}" if previous else text
     cited = [c for c in citations if c.get("page")]
     step = 1 if _NEXT_PAGE.search(text) else -1 if _PREV_PAGE.search(text) else 0
