@@ -8,6 +8,7 @@ from PIL import Image
 
 from vistarag.agent.imaging import flatten, ocr_image
 from vistarag.agent.index import QueryVectors
+from vistarag.agent.metric_terms import line_items
 from vistarag.agent.models import Models
 from vistarag.agent.ocr import lines_to_text
 from vistarag.agent.sparse import query_vector
@@ -20,17 +21,26 @@ class EncodedQuery:
     vectors: QueryVectors
     text: str = ""
     image_text: list[str] = field(default_factory=list)
+    line_items: list[str] = field(default_factory=list)
+    """Statement line items of each metric the text names (``metric_terms.line_items``)."""
 
     @property
     def rerank_text(self) -> str:
-        """The instruction first, then what the query images say (composed queries use both)."""
-        return "\n".join(t for t in [self.text, *self.image_text] if t.strip())
+        """The instruction first, then what the query images say (composed queries use both),
+        then the line items of a metric the text names."""
+        parts = [self.text, *self.image_text, *self.line_items]
+        return "\n".join(t for t in parts if t.strip())
 
 
 def encode_query(
     models: Models, text: str = "", images: list[Image.Image] | None = None
 ) -> EncodedQuery:
-    """Encode a text, image or composed (image + instruction) query."""
+    """Encode a text, image or composed (image + instruction) query.
+
+    A metric the text names ("operating margin") also searches by the statement line items it
+    is computed from: one more text vector per metric, and its line items in the lexical query
+    and the reranker's text.
+    """
     images = [flatten(im) for im in images or []]
     text = text.strip()
     image_text = [lines_to_text(ocr_image(models.ocr, im)) for im in images]
@@ -38,9 +48,11 @@ def encode_query(
     texts = [t for t in [text, *image_text] if t.strip()]
     if text and image_text and any(image_text):
         texts.append("\n".join([text, *image_text]))
+    items = line_items(text)
+    texts += items
     if texts:
         vectors.text = list(models.query_text.encode_query(texts))
-        lexical = query_vector("\n".join([text, *image_text]))
+        lexical = query_vector("\n".join([text, *image_text, *items]))
         if lexical is not None:
             vectors.lexical = [lexical]
     joint = models.joint
@@ -49,4 +61,4 @@ def encode_query(
             vectors.joint += list(joint.encode_query([text]))
         if images:
             vectors.joint += list(joint.encode_query(images))
-    return EncodedQuery(vectors=vectors, text=text, image_text=image_text)
+    return EncodedQuery(vectors=vectors, text=text, image_text=image_text, line_items=items)

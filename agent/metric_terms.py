@@ -1,0 +1,78 @@
+"""What analysts ask by, in the words filings print: a metric named in a question ("operating
+margin", "DPO", "free cash flow conversion") maps to the statement line items it is computed
+from ("operating income", "total net sales", "accounts payable"). A statement page shares few
+words with such a question; searching for its line items as well finds it.
+
+The table is standard financial-analysis vocabulary (US GAAP and IFRS names), not tuned to any
+company: add a metric here when users ask by one it lacks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+REVENUE = "total revenue net sales"
+OPERATING = "operating income income from operations"
+NET_INCOME = "net income"
+OPERATING_CASH = "net cash provided by operating activities"
+CAPEX = "purchases of property and equipment capital expenditures"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric as questions name it, and the line items it is computed from."""
+
+    pattern: re.Pattern[str]
+    line_items: str
+
+
+def _metric(names: str, line_items: str) -> Metric:
+    return Metric(re.compile(rf"\b(?:{names})\b", re.IGNORECASE), line_items)
+
+
+METRICS: tuple[Metric, ...] = (
+    _metric(r"operating (?:profit )?margins?|operating margin profile|ebit margin",
+            f"{OPERATING} {REVENUE}"),
+    _metric(r"gross (?:profit )?margins?|gross profit", f"gross profit cost of sales {REVENUE}"),
+    _metric(r"net (?:profit )?margins?|profit margins?", f"{NET_INCOME} {REVENUE}"),
+    _metric(r"ebitda", f"{OPERATING} depreciation and amortization"),
+    _metric(r"free cash ?flows?|fcf|cash ?flow conversion|cash conversion",
+            f"{OPERATING_CASH} {CAPEX} {NET_INCOME}"),
+    _metric(r"capex|capital expenditures?|capital spending", CAPEX),
+    _metric(r"days payables? outstanding|dpo|payables? turnover",
+            "accounts payable cost of sales inventories"),
+    _metric(r"days sales outstanding|dso|receivables? turnover",
+            f"accounts receivable {REVENUE}"),
+    _metric(r"days inventory outstanding|dio|inventory turnover|days of inventory",
+            "inventories cost of sales"),
+    _metric(r"working capital|current ratio|quick ratio|liquidity ratio",
+            "total current assets total current liabilities cash and cash equivalents"),
+    _metric(r"debt[- ]to[- ](?:equity|capital)|leverage ratio|net debt",
+            "long-term debt total stockholders equity cash and cash equivalents"),
+    _metric(r"return on (?:average )?assets|roa", f"{NET_INCOME} total assets"),
+    _metric(r"return on (?:average )?equity|roe", f"{NET_INCOME} total stockholders equity"),
+    _metric(r"asset turnover", f"{REVENUE} total assets"),
+    _metric(r"effective tax rate", "provision for income taxes income before income taxes"),
+    _metric(r"interest coverage", f"{OPERATING} interest expense"),
+    _metric(r"dividend payout(?: ratio)?", f"dividends {NET_INCOME}"),
+    _metric(r"top[- ]line|(?:revenue|sales) growth|(?:growth|change|increase|decrease|decline)"
+            r" in (?:total |net )?(?:revenues?|sales)", REVENUE),
+    _metric(r"bottom[- ]line", NET_INCOME),
+)
+
+
+STATEMENTS: tuple[Metric, ...] = (
+    _metric(r"income statements?|statements? of (?:income|operations|earnings)|p&l"
+            r"|profit and loss", "statements of operations statements of income"),
+    _metric(r"balance sheets?|statements? of financial position",
+            "balance sheets total assets total liabilities"),
+    _metric(r"cash ?flow statements?|statements? of cash ?flows?", "statements of cash flows"),
+)
+"""A statement named in a question, in the titles filings give it."""
+
+
+def line_items(question: str) -> list[str]:
+    """The line items of each metric or statement the question names, one text for each."""
+    items = [m.line_items for m in (*METRICS, *STATEMENTS) if m.pattern.search(question)]
+    return list(dict.fromkeys(items))

@@ -1,0 +1,118 @@
+"""A question that names a metric finds the statement it is computed from (real MiniLM, real
+Qdrant local mode, real PyMuPDF): "free cash flow conversion" shares few words with a cash flow
+statement, but its line items do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+from vistarag.agent import query as query_module
+from vistarag.agent.engine import Engine
+from vistarag.agent.metric_terms import line_items
+from vistarag.agent.qdrant import close_all
+from vistarag.agent.settings import Settings
+
+PROSE = [  # pages 1-5: what an annual report says around its statements
+    "Globex's online store improved its conversion rate this year, and more customers ordered "
+    "through the mobile app. Demand for industrial fasteners grew with construction activity.",
+    "Globex opened two distribution centres and improved the flow of goods through its "
+    "warehouses. Freight costs rose in the second half, and we renegotiated carrier contracts.",
+    "Our profile: Globex designs and sells fasteners, anchors and fixings to builders and "
+    "manufacturers. We compete on price, availability and the breadth of our catalogue.",
+    "Risk factors: steel prices, interest rates and the health of the construction market "
+    "affect our results. A cyber incident could disrupt our operations and our margins.",
+    "Employees: at year end Globex had 2,400 employees. We improved safety training and days "
+    "lost to injury fell for the third year in a row.",
+]
+STATEMENTS = {  # pages 6-8
+    "CONSOLIDATED STATEMENTS OF OPERATIONS": [
+        ("Net sales", "9,000", "9,900"), ("Cost of sales", "6,000", "6,500"),
+        ("Gross profit", "3,000", "3,400"),
+        ("Selling, general and administrative", "2,200", "2,380"),
+        ("Operating income", "800", "1,020"), ("Interest expense", "(40)", "(35)"),
+        ("Net income", "500", "560"),
+    ],
+    "CONSOLIDATED BALANCE SHEETS": [
+        ("Cash and cash equivalents", "900", "1,050"),
+        ("Accounts receivable, net", "1,200", "1,300"), ("Inventories", "1,500", "1,610"),
+        ("Total current assets", "3,600", "3,960"), ("Accounts payable", "1,100", "1,377"),
+        ("Total current liabilities", "1,400", "1,500"), ("Long-term debt", "2,000", "1,800"),
+        ("Total stockholders' equity", "3,100", "3,500"),
+    ],
+    "CONSOLIDATED STATEMENTS OF CASH FLOWS": [
+        ("Net income", "500", "560"), ("Depreciation and amortization", "120", "130"),
+        ("Net cash provided by operating activities", "700", "810"),
+        ("Purchases of property and equipment", "(200)", "(190)"),
+        ("Net cash used in investing activities", "(260)", "(240)"),
+    ],
+}
+OPERATIONS, BALANCE_SHEET, CASH_FLOWS = 6, 7, 8
+QUESTIONS = {
+    "Does Globex have an improving operating margin profile?": OPERATIONS,
+    "Is Globex's free cash flow conversion improving?": CASH_FLOWS,
+    "What is Globex's current ratio?": BALANCE_SHEET,
+    "Is Globex's return on equity improving?": BALANCE_SHEET,
+}
+
+
+def _annual_report(path: Path) -> Path:
+    doc = pymupdf.open()
+    for text in PROSE:
+        doc.new_page().insert_textbox(pymupdf.Rect(60, 60, 540, 400), text, fontsize=10)
+    for title, rows in STATEMENTS.items():
+        page = doc.new_page()
+        page.insert_text((200, 60), "GLOBEX FASTENERS, INC.", fontsize=10)
+        page.insert_text((160, 74), title, fontsize=10)
+        for x, year in ((420, "2021"), (500, "2022")):
+            page.insert_text((x, 100), year, fontsize=9)
+        for i, (label, before, after) in enumerate(rows):
+            y = 120 + 14 * i
+            page.insert_text((40, y), label, fontsize=9)
+            page.insert_text((420, y), before, fontsize=9)
+            page.insert_text((500, y), after, fontsize=9)
+    doc.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    root = tmp_path_factory.mktemp("metrics")
+    report = _annual_report(root / "globex-annual-report.pdf")
+    settings = Settings(home=root / "home", joint_model="none", synthesizer="extractive",
+                        checkpointer="memory", _env_file=None)
+    eng = Engine(settings)
+    assert eng.ingestor().ingest_paths([report]).count("added") == 1
+    yield eng
+    close_all()
+
+
+def test_metrics_map_to_the_line_items_they_are_computed_from() -> None:
+    assert line_items("Does Adobe have an improving operating margin profile as of FY2022?") == [
+        "operating income income from operations total revenue net sales"
+    ]
+    (fcf,) = line_items("Has free cash flow conversion improved?")
+    assert "net cash provided by operating activities" in fcf and "capital expenditures" in fcf
+    assert "accounts payable" in line_items("What is Amazon's FY2017 DPO?")[0]
+    assert len(line_items("Using the income statement, what is the gross margin?")) == 2
+    assert line_items("How many stores did Best Buy open?") == []
+    assert line_items("The depot was damaged") == []  # "dpo" only as a word
+
+
+def _top_pages(engine: Engine) -> dict[str, int | None]:
+    return {q: engine.find(q, k=3)[0].page for q in QUESTIONS}
+
+
+def test_a_metric_question_finds_the_statement_it_is_computed_from(engine: Engine) -> None:
+    assert _top_pages(engine) == QUESTIONS
+
+
+def test_without_the_line_items_prose_wins_some(engine: Engine, monkeypatch) -> None:
+    """The control: without the metrics' line items, prose that shares the question's words
+    ("improving", "conversion", "margins") outranks statements, so the test above measures the
+    line items, not the corpus."""
+    monkeypatch.setattr(query_module, "line_items", lambda text: [])
+    pages = _top_pages(engine)
+    assert sum(pages[q] == want for q, want in QUESTIONS.items()) <= len(QUESTIONS) // 2, pages
