@@ -11,13 +11,15 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 setup: $(VENV)/.installed
 
 # torch==2.13.0 first (a CPU wheel where one is on disk; a bare `torch` pulls a multi-GB CUDA build)
-# constraints.txt pins the rest to a set that resolves together (uv: about a minute).
+# constraints.txt pins the rest to a set that resolves together (uv: about a minute). Bytecode is
+# compiled at install (as pip does; uv does not by default): otherwise each command compiles
+# qdrant-client, pydantic and the rest again where it cannot write .pyc files (about 2 s).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0 || $(BIN)/pip install -q torch
 	$(BIN)/pip install -q uv
-	$(BIN)/uv pip install --python $(BIN)/python -q -c constraints.txt -e '.[all,dev]'
+	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -c constraints.txt -e '.[all,dev]'
 	touch $@
 
 # A sample corpus (PDFs, screenshots, a chart, a narrated video) in knowledge base "demo".
