@@ -74,3 +74,34 @@ def test_a_fresh_search_process_skips_torch(tmp_path: Path) -> None:
     assert "IMPORTED False False" in done.stdout, done.stdout + done.stderr
     hits = json.loads(done.stdout.split("IMPORTED")[0])
     assert "Rotterdam depot" in hits[0]["text"]
+
+
+def test_the_query_encoder_loads_once_however_many_threads_ask(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """The CLI starts loading it in the background while the index opens; the UI's threads may
+    ask at the same time. One load, one encoder, for all of them."""
+    import threading
+
+    from vistarag.agent.models import Models
+
+    cache = tmp_path / "cache"
+    onnx_text.export(load_text_embedder(SPEC).model, resolve_text_model(SPEC), cache)
+    loads = []
+    real_load = onnx_text.load
+
+    def counted_load(*args, **kwargs):
+        loads.append(threading.current_thread().name)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_text, "load", counted_load)
+    models = Models(Settings(_env_file=None, home=tmp_path / "home", model_cache=cache))
+    models.load_query_encoder_in_background()
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(models.query_text)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1
+    assert len({id(encoder) for encoder in seen}) == 1
+    assert isinstance(seen[0], onnx_text.OnnxTextEncoder)

@@ -292,6 +292,8 @@ def search(
 ) -> None:
     """Search a knowledge base by text, by image, or both."""
     engine = _engine(kb)
+    if query or batch is not None:
+        engine.models.load_query_encoder_in_background()  # while the index opens
     modality = _modalities(modality)
     try:
         if batch is None and not query and not image:
