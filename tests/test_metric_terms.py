@@ -58,6 +58,11 @@ QUESTIONS = {
 }
 
 
+def _right(page: pymupdf.Page, x: float, y: float, text: str) -> None:
+    """Figures are right-aligned in their column, as statements print them."""
+    page.insert_text((x - pymupdf.get_text_length(text, fontsize=9), y), text, fontsize=9)
+
+
 def _annual_report(path: Path) -> Path:
     doc = pymupdf.open()
     for text in PROSE:
@@ -66,13 +71,14 @@ def _annual_report(path: Path) -> Path:
         page = doc.new_page()
         page.insert_text((200, 60), "GLOBEX FASTENERS, INC.", fontsize=10)
         page.insert_text((160, 74), title, fontsize=10)
-        for x, year in ((420, "2021"), (500, "2022")):
-            page.insert_text((x, 100), year, fontsize=9)
+        page.insert_text((230, 88), "(in millions)", fontsize=9)
+        for right, year in ((450, "2021"), (530, "2022")):
+            _right(page, right, 110, year)
         for i, (label, before, after) in enumerate(rows):
-            y = 120 + 14 * i
+            y = 126 + 14 * i
             page.insert_text((40, y), label, fontsize=9)
-            page.insert_text((420, y), before, fontsize=9)
-            page.insert_text((500, y), after, fontsize=9)
+            _right(page, 450, y, before)
+            _right(page, 530, y, after)
     doc.save(path)
     return path
 
@@ -116,3 +122,22 @@ def test_without_the_line_items_prose_wins_some(engine: Engine, monkeypatch) -> 
     monkeypatch.setattr(query_module, "line_items", lambda text: [])
     pages = _top_pages(engine)
     assert sum(pages[q] == want for q, want in QUESTIONS.items()) <= len(QUESTIONS) // 2, pages
+
+
+def test_the_offline_answer_quotes_the_rows_a_metric_is_computed_from(engine: Engine) -> None:
+    """Without a language model, "is the operating margin improving?" is answered with the
+    operating income and net sales rows, not with prose that shares the question's words."""
+    from vistarag.agent.synth import ExtractiveSynthesizer, SynthesisRequest
+
+    expected = {
+        "Does Globex have an improving operating margin profile?": [
+            "Operating income: 2021 = 800; 2022 = 1,020", "Net sales: 2021 = 9,000; 2022 = 9,900"],
+        "Is Globex's free cash flow conversion improving?": [
+            "Net cash provided by operating activities: 2021 = 700; 2022 = 810",
+            "Purchases of property and equipment: 2021 = (200); 2022 = (190)"],
+    }
+    for question, rows in expected.items():
+        hits = engine.find(question, k=5)
+        answer = ExtractiveSynthesizer().answer_text(SynthesisRequest(question=question, hits=hits))
+        quoted = [line for line in answer.splitlines() if line.startswith("- ")]
+        assert quoted == [f'- "{row}" [1]' for row in rows], answer

@@ -13,6 +13,7 @@ from pathlib import Path
 from vistarag.agent import docmeta
 from vistarag.agent.citations import renumber
 from vistarag.agent.imaging import title_words
+from vistarag.agent.metric_terms import line_items
 from vistarag.agent.rerank import is_relevant
 from vistarag.agent.synth.base import (
     SynthesisRequest,
@@ -192,21 +193,27 @@ class ExtractiveSynthesizer:
             for order, sentence in enumerate(sentences(text))
             if not _INJECTION.search(sentence)
         ]
-        # Rare question terms count more than ones found in every sentence (a light IDF).
-        df = {t: sum(1 for row in rows if t in row[4]) for t in q_terms}
-        weight = {t: math.log(1.0 + len(rows) / df[t]) for t in q_terms if df[t]}
-        question = f" {_normal(request.matched_text)} "
+        # Rare terms count more than ones found in every sentence (a light IDF).
+        df: dict[str, int] = {}
+
+        def weight(term: str) -> float:
+            if term not in df:
+                df[term] = sum(1 for row in rows if term in row[4])
+            return math.log(1.0 + len(rows) / df[term]) if df[term] else 0.0
+
+        named = f" {_normal(_asked(request))} "  # the question, and its metrics' line items
         out = []
         for rank, n, order, sentence, s_terms in rows:
             common = q_terms & s_terms
-            score = sum(weight[t] for t in common)
+            score = sum(weight(t) for t in common)
             if common:  # denser sentences win among equals
                 score += len(common) / (len(s_terms) + 1)
             label = _row_label(sentence)
-            if label and f" {label.removeprefix('total ')} " in question:
-                # A table row whose line item the question names ("operating income") holds
+            if label and f" {label.removeprefix('total ')} " in named:
+                # A table row whose line item the question names ("operating income"), or
+                # a metric it names is computed from ("operating margin": "net sales"), holds
                 # the figure asked for: it outranks prose that merely shares the words.
-                score *= 2
+                score = 2 * (score + sum(weight(t) for t in terms(label) - common))
             out.append(_Candidate(sentence, n, rank, order, score))
         return out
 
@@ -282,7 +289,7 @@ class ExtractiveSynthesizer:
         ):
             refs = ", ".join(f"[{n}] {h.locator()}" for n, h in enumerate(hits[:3], start=1))
             return NOT_IN_DOCUMENTS.format(refs=refs)
-        chosen = self._choose(self._candidates(request), terms(request.matched_text))
+        chosen = self._choose(self._candidates(request), _asked_terms(request))
         if not chosen:
             images = [n for n, h in enumerate(request.hits, start=1) if h.is_image][:MAX_EXTRACTS]
             if not images:
@@ -319,6 +326,16 @@ class ExtractiveSynthesizer:
         return SynthesisResult(
             answer=answer, citations=citations, synthesizer=self.name, notice=self.notice
         )
+
+
+def _asked(request: SynthesisRequest) -> str:
+    """The question, then the line items of any metric it names ("operating margin":
+    "operating income ... net sales"), whose rows hold the figures the metric is computed from."""
+    return " ".join([request.matched_text, *line_items(request.matched_text)])
+
+
+def _asked_terms(request: SynthesisRequest) -> set[str]:
+    return terms(_asked(request))
 
 
 def _without_title(hit: Hit) -> str:
