@@ -189,3 +189,22 @@ def test_the_row_a_question_names_is_quoted_from_its_statement_page() -> None:
     first = answer.splitlines()[1]
     assert "Operating income (Operating expenses): 2022 = 6,098" in first, answer
     assert first.endswith("[1]")  # cited as the statement page it came with
+
+
+def test_a_row_is_cut_to_the_year_asked_only_when_its_columns_are_bare_years() -> None:
+    """"Net income in fiscal 2019?" quotes the 2019 column. A row whose columns are dates is
+    quoted whole: a retailer's "February 3, 2024" column may be its fiscal 2023."""
+    years_row = "Net income: 2017 = $3,033; 2018 = $10,073; 2019 = $11,588"
+    dates_row = "Net income: February 3, 2024 = 4,138; January 28, 2023 = 2,780"
+
+    def first_quote(question: str, row: str) -> str:
+        request = SynthesisRequest(question=question, hits=[text_hit(1, f"Columns\n{row}")])
+        return ExtractiveSynthesizer().synthesize(request).answer.splitlines()[1]
+
+    assert first_quote("What was net income in fiscal 2019?", years_row) == (
+        '- "Net income: 2019 = $11,588" [1]')
+    assert first_quote("Net income in FY2018 and FY2019?", years_row) == (
+        '- "Net income: 2018 = $10,073; 2019 = $11,588" [1]')
+    assert first_quote("What was net income?", years_row) == f'- "{years_row}" [1]'
+    assert first_quote("Net income in 2015?", years_row) == f'- "{years_row}" [1]'
+    assert first_quote("What was net income in fiscal 2023?", dates_row) == f'- "{dates_row}" [1]'

@@ -163,6 +163,26 @@ class _Seen:
         return any(text in seen or (seen and seen in text) for seen in self._texts)
 
 
+_YEAR_COLUMN = re.compile(r"(?:fiscal\s+|fy\s*)?((?:19|20)\d\d)", re.IGNORECASE)
+
+
+def _asked_years(sentence: str, years: set[int]) -> str:
+    """A statement row cut to the columns of the years the question names ("Net income: 2017 =
+    3,033; 2018 = ...; 2019 = 11,588" -> "Net income: 2019 = 11,588"). Only where every column
+    is headed by a bare year ("2019", "Fiscal 2019"): a date column ("February 3, 2024") may
+    belong to another fiscal year than its calendar one, so such rows are quoted whole."""
+    head, sep, body = sentence.partition(": ")
+    if not years or not sep or not _row_label(sentence):
+        return sentence
+    cells = [cell.partition(" = ") for cell in body.split("; ")]
+    matches = [_YEAR_COLUMN.fullmatch(header.strip()) for header, eq, _ in cells]
+    if not all(m and eq for m, (_, eq, _) in zip(matches, cells, strict=True)):
+        return sentence
+    kept = [h + eq + v for m, (h, eq, v) in zip(matches, cells, strict=True)
+            if m and int(m.group(1)) in years]
+    return f"{head}: {'; '.join(kept)}" if kept else sentence
+
+
 def _quote(sentence: str) -> str:
     text = _BRACKETED_NUMBER.sub(r"(\1)", sentence.replace('"', "'"))
     if len(text) > MAX_QUOTE_CHARS:
@@ -306,14 +326,15 @@ class ExtractiveSynthesizer:
             else "no passage matches your question's words closely; the top-ranked ones say"
         )
         lines = [f"Extractive answer ({self.reason}): {intro}{_used(request, chosen)}."]
+        years = docmeta.parse_query(request.matched_text).years
         for cand in chosen:
+            quote = _quote(_asked_years(cand.sentence, years))
             where = f"[{cand.n}]" if cand.n else "(from your image)"
             hit = request.hits[cand.n - 1] if cand.n else None
             if hit is not None and hit.t_start is not None:  # video: say when it is said
-                lines.append(f"- at {time_range(hit.t_start, hit.t_end)}: {_quote(cand.sentence)} "
-                             f"{where}")
+                lines.append(f"- at {time_range(hit.t_start, hit.t_end)}: {quote} {where}")
                 continue
-            lines.append(f"- {_quote(cand.sentence)} {where}")
+            lines.append(f"- {quote} {where}")
         return "\n".join(lines)
 
     def synthesize(
