@@ -208,3 +208,27 @@ def test_a_row_is_cut_to_the_year_asked_only_when_its_columns_are_bare_years() -
     assert first_quote("What was net income?", years_row) == f'- "{years_row}" [1]'
     assert first_quote("Net income in 2015?", years_row) == f'- "{years_row}" [1]'
     assert first_quote("What was net income in fiscal 2023?", dates_row) == f'- "{dates_row}" [1]'
+
+
+def test_a_question_naming_the_company_and_no_row_gets_the_total_row() -> None:
+    """In Best Buy's filing, "Best Buy" picked the document: it does not make the row of
+    Best Buy-branded stores the one asked for. Naming no kind of store, the question is answered
+    by the Total row; the column header line is never quoted as an answer."""
+    table = (
+        "Domestic segment stores\n"
+        "Columns: Stores at Beginning of Quarter | Stores Opened | Stores at End of Quarter\n"
+        "Best Buy: Stores at Beginning of Quarter = 908; Stores Opened = -; "
+        "Stores at End of Quarter = 907\n"
+        "Pacific Sales: Stores at Beginning of Quarter = 20; Stores Opened = -; "
+        "Stores at End of Quarter = 20\n"
+        "Total: Stores at Beginning of Quarter = 966; Stores Opened = 5; "
+        "Stores at End of Quarter = 969")
+    hit = text_hit(1, table).model_copy(
+        update={"extra": {"doc": {"company": "Best Buy Co., Inc.", "ticker": "BBY"}}})
+    request = SynthesisRequest(
+        question="How many stores did Best Buy operate at the end of the quarter?", hits=[hit])
+    answer = ExtractiveSynthesizer().synthesize(request).answer
+    assert answer.splitlines()[1].startswith('- "Total: Stores at Beginning'), answer
+    assert "Columns:" not in answer
+    named = SynthesisRequest(question="How many Pacific Sales stores were there?", hits=[hit])
+    assert "Pacific Sales: " in ExtractiveSynthesizer().synthesize(named).answer.splitlines()[1]

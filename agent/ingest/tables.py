@@ -32,6 +32,7 @@ _PERIOD_HINT = re.compile(
 _TITLE_SKIP = re.compile(r"^\s*(table of contents|index)\s*$", re.I)
 _CURRENCY_GAP = re.compile(r"([$€£¥(])\s+(?=[\d(])")
 MIN_ROWS = 3  # data rows a table needs
+COLUMNS_PREFIX = "Columns: "  # a table chunk's header line (answers quote rows, not this)
 MAX_HEADER_LINES = 4
 
 
@@ -363,7 +364,7 @@ def table_chunks(tables: Sequence[Table], max_chars: int) -> list[tuple[str, tup
         head = table.title
         cols = [h for h in table.headers if h]
         if cols:
-            columns = "Columns: " + " | ".join(cols)
+            columns = COLUMNS_PREFIX + " | ".join(cols)
             head = f"{head}\n{columns}" if head else columns
         buf: list[str] = []
         size = len(head)

@@ -13,6 +13,7 @@ from pathlib import Path
 from vistarag.agent import docmeta
 from vistarag.agent.citations import renumber
 from vistarag.agent.imaging import title_words
+from vistarag.agent.ingest.tables import COLUMNS_PREFIX
 from vistarag.agent.metric_terms import line_items
 from vistarag.agent.rerank import is_relevant
 from vistarag.agent.synth.base import (
@@ -163,6 +164,9 @@ class _Seen:
         return any(text in seen or (seen and seen in text) for seen in self._texts)
 
 
+TOTAL_ROW_EDGE = 1.25
+"""A table's "Total" row outranks its other rows by this much when the question names none."""
+
 _YEAR_COLUMN = re.compile(r"(?:fiscal\s+|fy\s*)?((?:19|20)\d\d)", re.IGNORECASE)
 
 
@@ -202,7 +206,11 @@ class ExtractiveSynthesizer:
         self.notice = notice
 
     def _candidates(self, request: SynthesisRequest) -> list[_Candidate]:
+        companies = _company_keys(request.hits)
+        # The company's name picked the document; in its filing it says nothing about which
+        # sentence answers ("Best Buy" would favour the row of Best Buy-branded stores).
         q_terms = terms(request.matched_text)
+        q_terms = (q_terms - terms(" ".join(companies))) or q_terms
         texts: list[tuple[int, str]] = [(0, t) for t in request.user_image_text if t.strip()]
         for n, hit in enumerate(request.hits, start=1):
             # the hit's own text, and the same evidence's other texts (rows of its table)
@@ -211,7 +219,7 @@ class ExtractiveSynthesizer:
             (rank, n, order, sentence, terms(sentence))
             for rank, (n, text) in enumerate(texts)
             for order, sentence in enumerate(sentences(text))
-            if not _INJECTION.search(sentence)
+            if not _INJECTION.search(sentence) and not sentence.startswith(COLUMNS_PREFIX)
         ]
         # Rare terms count more than ones found in every sentence (a light IDF).
         df: dict[str, int] = {}
@@ -222,6 +230,8 @@ class ExtractiveSynthesizer:
             return math.log(1.0 + len(rows) / df[term]) if df[term] else 0.0
 
         named = f" {_normal(_asked(request))} "  # the question, and its metrics' line items
+        labels = {_row_label(row[3]) for row in rows} - {""}
+        names_a_row = any(_names(named, label, companies) for label in labels)
         out = []
         for rank, n, order, sentence, s_terms in rows:
             common = q_terms & s_terms
@@ -229,11 +239,13 @@ class ExtractiveSynthesizer:
             if common:  # denser sentences win among equals
                 score += len(common) / (len(s_terms) + 1)
             label = _row_label(sentence)
-            if label and f" {label.removeprefix('total ')} " in named:
+            if label and _names(named, label, companies):
                 # A table row whose line item the question names ("operating income"), or
                 # a metric it names is computed from ("operating margin": "net sales"), holds
                 # the figure asked for: it outranks prose that merely shares the words.
                 score = 2 * (score + sum(weight(t) for t in terms(label) - common))
+            elif label == "total" and not names_a_row:
+                score *= TOTAL_ROW_EDGE  # "how many stores?" without naming a kind: the total
             out.append(_Candidate(sentence, n, rank, order, score))
         return out
 
@@ -347,6 +359,18 @@ class ExtractiveSynthesizer:
         return SynthesisResult(
             answer=answer, citations=citations, synthesizer=self.name, notice=self.notice
         )
+
+
+def _names(named: str, label: str, companies: set[str]) -> bool:
+    """Whether the question (with its metrics' line items) names a row's line item. A row
+    labelled with the company's own name ("Best Buy" stores beside "Pacific Sales") is not
+    named by a question that names the company to pick its document."""
+    return label not in companies and f" {label.removeprefix('total ')} " in named
+
+
+def _company_keys(hits: list[Hit]) -> set[str]:
+    metas = [h.extra.get("doc") for h in hits]
+    return {key for meta in metas if isinstance(meta, dict) for key in docmeta.doc_keys(meta)}
 
 
 def _asked(request: SynthesisRequest) -> str:
