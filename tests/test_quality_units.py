@@ -273,3 +273,32 @@ def test_collapse_shows_the_table_row_inside_a_matching_text_chunk() -> None:
     assert (kept.id, kept.score, kept.extra["merged"]) == ("row", 0.9, ["chunk"])
     elsewhere = _hit("other", "text", 3, 0.5, bbox=[40, 400, 530, 420], text="Leases")
     assert len(collapse([chunk, row, elsewhere])) == 2
+
+
+def test_a_wrapped_column_header_does_not_spread_to_its_neighbours() -> None:
+    """Best Buy's store table: "Total Stores at" wraps over "Beginning of Quarter" and "End of
+    Quarter" only; "Stores Opened" has no such line. "Fiscal 2024", centred over all four
+    columns, still heads each of them."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+
+    def right(x: float, y: float, text: str) -> None:
+        page.insert_text((x - pymupdf.get_text_length(text, fontsize=9), y), text, fontsize=9)
+
+    page.insert_text((300, 78), "Fiscal 2024", fontsize=9)
+    for x, (top, bottom) in ((200, ("Total Stores at", "Beginning of Quarter")),
+                             (300, ("", "Stores Opened")), (380, ("", "Stores Closed")),
+                             (460, ("Total Stores at", "End of Quarter"))):
+        if top:
+            page.insert_text((x, 90), top, fontsize=9)
+        page.insert_text((x, 102), bottom, fontsize=9)
+    rows = [("Best Buy", "908", "-", "(1)", "907"), ("Pacific Sales", "20", "-", "-", "20"),
+            ("Total", "966", "5", "(2)", "969")]
+    for y, (label, *values) in zip((120, 134, 148), rows, strict=True):
+        page.insert_text((40, y), label, fontsize=9)
+        for x, value in zip((280, 360, 440, 540), values, strict=True):
+            right(x, y, value)
+    (table,) = find_tables(lines_from_words(page.get_text("words")))
+    assert table.headers == [
+        "Fiscal 2024 Total Stores at Beginning of Quarter", "Fiscal 2024 Stores Opened",
+        "Fiscal 2024 Stores Closed", "Fiscal 2024 Total Stores at End of Quarter"]

@@ -29,6 +29,9 @@ _PERIOD_HINT = re.compile(
     r"april|may|june|july|august|september|october|november|total|change|%",
     re.I,
 )
+_SPANNING_PERIOD = re.compile(  # a period over a group of columns ("Years Ended", "Fiscal 2024")
+    r"(?:19|20)\d\d|\bmonths\b|\bweeks\b|\b(?:years?|quarters?)\s+ended|\bfiscal\b|\bq[1-4]\b", re.I
+)
 _TITLE_SKIP = re.compile(r"^\s*(table of contents|index)\s*$", re.I)
 _CURRENCY_GAP = re.compile(r"([$€£¥(])\s+(?=[\d(])")
 MIN_ROWS = 3  # data rows a table needs
@@ -288,15 +291,25 @@ def _build(lines: list[Line], start: int, end: int) -> Table | None:
         k = start - 1
     first_section = [_split_label(ln)[0] for ln in lines[k + 1 + len(header_lines) : start]]
     centres = [(c[0] + c[1]) / 2 for c in cols]
-    for ln in header_lines:
+    for li, ln in enumerate(header_lines):
         cells = [c for c in ln.cells if c.x1 > left - 40]
+        below = header_lines[li + 1].cells if li + 1 < len(header_lines) else []
+        if len(below) < len(cols):
+            below = []  # the next line spans columns itself ("Three Months Ended" x2)
         per_col: list[list[str]] = [[] for _ in cols]
         for cell in cells:  # each cell to the column it sits over (or nearest to)
             ci = min(range(len(cols)), key=lambda i: abs(centres[i] - cell.xc))
             per_col[ci].append(cell.text)
         for ci, texts in enumerate(per_col):
-            if not texts:  # a spanning header above several columns
-                texts = [min(cells, key=lambda c: abs(c.xc - centres[ci])).text]
+            if not texts:  # a spanning header above several columns ("Fiscal 2024")...
+                nearest = min(cells, key=lambda c: abs(c.xc - centres[ci]))
+                # ...unless it is the first line of one column's wrapped header ("Total
+                # Stores at" over "Beginning of Quarter", in a line with a cell per column),
+                # which spans nothing
+                wrapped = not _SPANNING_PERIOD.search(nearest.text) and any(
+                    _stacked(nearest, b) for b in below
+                )
+                texts = [] if wrapped else [nearest.text]
             headers[ci] = f"{headers[ci]} {' '.join(texts)}".strip()
     title = _title(lines, k)
     rows: list[tuple[str, list[str]]] = []
@@ -331,6 +344,15 @@ def _build(lines: list[Line], start: int, end: int) -> Table | None:
     x1 = max(c.x1 for ln in body for c in ln.cells)
     top = (header_lines[0] if header_lines else body[0]).y0
     return Table(title, headers, rows, (x0, top, x1, body[-1].y1))
+
+
+def _stacked(upper: Cell, lower: Cell) -> bool:
+    """Two header cells of about the same width aligned one above the other (left edges or
+    centres): one header that wraps onto two lines. ("Three Months Ended" over the "2023" of
+    "July 29, 2023" shares a left edge but spans two columns.)"""
+    widths = sorted((upper.x1 - upper.x0, lower.x1 - lower.x0))
+    aligned = abs(upper.x0 - lower.x0) <= 4 or abs(upper.xc - lower.xc) <= 4
+    return aligned and widths[0] >= 0.5 * widths[1]
 
 
 def _over_columns(cells: list[Cell], cols: list[tuple[float, float]]) -> bool:
