@@ -232,3 +232,13 @@ def test_a_question_naming_the_company_and_no_row_gets_the_total_row() -> None:
     assert "Columns:" not in answer
     named = SynthesisRequest(question="How many Pacific Sales stores were there?", hits=[hit])
     assert "Pacific Sales: " in ExtractiveSynthesizer().synthesize(named).answer.splitlines()[1]
+
+
+def test_a_lead_in_sentence_gives_way_to_the_rows_it_announces() -> None:
+    text = ("Stores open at the beginning and end of the second quarter were as follows:\n"
+            "Outlet: Stores at Beginning of Quarter = 20; Stores at End of Quarter = 20\n"
+            "Total: Stores at Beginning of Quarter = 966; Stores at End of Quarter = 969")
+    request = SynthesisRequest(question="How many stores were open at the end of the quarter?",
+                               hits=[text_hit(1, text)])
+    answer = ExtractiveSynthesizer().synthesize(request).answer
+    assert answer.splitlines()[1].startswith('- "Total: Stores at Beginning'), answer

@@ -167,6 +167,10 @@ class _Seen:
 TOTAL_ROW_EDGE = 1.25
 """A table's "Total" row outranks its other rows by this much when the question names none."""
 
+LEAD_IN_DISCOUNT = 0.5
+"""A sentence ending in ":" ("Stores open at the end of the quarter were as follows:") counts
+this much: it shares the question's words but the figures are in what follows it."""
+
 _YEAR_COLUMN = re.compile(r"(?:fiscal\s+|fy\s*)?((?:19|20)\d\d)", re.IGNORECASE)
 
 
@@ -246,6 +250,8 @@ class ExtractiveSynthesizer:
                 score = 2 * (score + sum(weight(t) for t in terms(label) - common))
             elif label == "total" and not names_a_row:
                 score *= TOTAL_ROW_EDGE  # "how many stores?" without naming a kind: the total
+            elif sentence.endswith(":"):
+                score *= LEAD_IN_DISCOUNT  # "... were as follows:" announces, the rows answer
             out.append(_Candidate(sentence, n, rank, order, score))
         return out
 
@@ -380,7 +386,10 @@ def _asked(request: SynthesisRequest) -> str:
 
 
 def _asked_terms(request: SynthesisRequest) -> set[str]:
-    return terms(_asked(request))
+    """The terms of ``_asked``, less the company's name (it picked the document; see
+    ``_candidates``) unless that is all there is."""
+    asked = terms(_asked(request))
+    return (asked - terms(" ".join(_company_keys(request.hits)))) or asked
 
 
 def _without_title(hit: Hit) -> str:
