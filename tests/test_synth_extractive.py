@@ -242,3 +242,14 @@ def test_a_lead_in_sentence_gives_way_to_the_rows_it_announces() -> None:
                                hits=[text_hit(1, text)])
     answer = ExtractiveSynthesizer().synthesize(request).answer
     assert answer.splitlines()[1].startswith('- "Total: Stores at Beginning'), answer
+
+
+def test_the_same_line_item_from_two_sources_is_quoted_from_both() -> None:
+    """Two segments' store tables (or two companies' income statements): the second Total row
+    repeats the first one's words but not its figures."""
+    domestic = "Domestic stores\nTotal: Stores at Beginning of Quarter = 966; Stores at End = 969"
+    overseas = "Overseas stores\nTotal: Stores at Beginning of Quarter = 159; Stores at End = 160"
+    request = SynthesisRequest(question="How many stores were open at the end of the quarter?",
+                               hits=[text_hit(1, domestic), text_hit(2, overseas, doc="intl")])
+    answer = ExtractiveSynthesizer().synthesize(request).answer
+    assert "Stores at End = 969" in answer and "Stores at End = 160" in answer, answer

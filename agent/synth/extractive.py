@@ -281,7 +281,10 @@ class ExtractiveSynthesizer:
                 break
             if cand.sentence in seen or per_source.get(cand.rank, 0) >= MAX_PER_SOURCE:
                 continue
-            if chosen and q_terms is not None and not (terms(cand.sentence) & q_terms) - covered:
+            if (
+                chosen and q_terms is not None and not (terms(cand.sentence) & q_terms) - covered
+                and not _parallel_row(cand, chosen)
+            ):
                 continue  # says nothing about the question that is not quoted already
             take(cand)
         if not chosen:
@@ -365,6 +368,15 @@ class ExtractiveSynthesizer:
         return SynthesisResult(
             answer=answer, citations=citations, synthesizer=self.name, notice=self.notice
         )
+
+
+def _parallel_row(cand: _Candidate, chosen: list[_Candidate]) -> bool:
+    """The same line item from another source: the Total of another segment's table, or net
+    income in another company's filing. Its words are quoted already, its figures are not."""
+    label = _row_label(cand.sentence)
+    return bool(label) and any(
+        c.n != cand.n and _row_label(c.sentence) == label for c in chosen
+    )
 
 
 def _names(named: str, label: str, companies: set[str]) -> bool:
