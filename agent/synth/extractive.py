@@ -211,16 +211,13 @@ class ExtractiveSynthesizer:
 
     def _candidates(self, request: SynthesisRequest) -> list[_Candidate]:
         companies = _company_keys(request.hits)
-        # The company's name picked the document; in its filing it says nothing about which
-        # sentence answers ("Best Buy" would favour the row of Best Buy-branded stores).
-        q_terms = terms(request.matched_text)
-        q_terms = (q_terms - terms(" ".join(companies))) or q_terms
+        q_terms = _without_company(terms(request.matched_text), companies)
         texts: list[tuple[int, str]] = [(0, t) for t in request.user_image_text if t.strip()]
         for n, hit in enumerate(request.hits, start=1):
             # the hit's own text, and the same evidence's other texts (rows of its table)
             texts.append((n, "\n".join([_without_title(hit), *hit.extra.get("merged_texts", [])])))
         rows = [
-            (rank, n, order, sentence, terms(sentence))
+            (rank, n, order, sentence, terms(sentence), _row_label(sentence))
             for rank, (n, text) in enumerate(texts)
             for order, sentence in enumerate(sentences(text))
             if not _INJECTION.search(sentence) and not sentence.startswith(COLUMNS_PREFIX)
@@ -234,15 +231,14 @@ class ExtractiveSynthesizer:
             return math.log(1.0 + len(rows) / df[term]) if df[term] else 0.0
 
         named = f" {_normal(_asked(request))} "  # the question, and its metrics' line items
-        labels = {_row_label(row[3]) for row in rows} - {""}
+        labels = {row[5] for row in rows} - {""}
         names_a_row = any(_names(named, label, companies) for label in labels)
         out = []
-        for rank, n, order, sentence, s_terms in rows:
+        for rank, n, order, sentence, s_terms, label in rows:
             common = q_terms & s_terms
             score = sum(weight(t) for t in common)
             if common:  # denser sentences win among equals
                 score += len(common) / (len(s_terms) + 1)
-            label = _row_label(sentence)
             if label and _names(named, label, companies):
                 # A table row whose line item the question names ("operating income"), or
                 # a metric it names is computed from ("operating margin": "net sales"), holds
@@ -398,10 +394,15 @@ def _asked(request: SynthesisRequest) -> str:
 
 
 def _asked_terms(request: SynthesisRequest) -> set[str]:
-    """The terms of ``_asked``, less the company's name (it picked the document; see
-    ``_candidates``) unless that is all there is."""
-    asked = terms(_asked(request))
-    return (asked - terms(" ".join(_company_keys(request.hits)))) or asked
+    """The terms of ``_asked``, less the company's name."""
+    return _without_company(terms(_asked(request)), _company_keys(request.hits))
+
+
+def _without_company(asked: set[str], companies: set[str]) -> set[str]:
+    """Question terms less the company's name, unless that is all there is: the name picked the
+    document, and in its filing it says nothing about which sentence answers ("Best Buy" would
+    favour the row of Best Buy-branded stores)."""
+    return (asked - terms(" ".join(companies))) or asked
 
 
 def _without_title(hit: Hit) -> str:
