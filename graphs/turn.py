@@ -109,10 +109,6 @@ def detect_modality(text: str, images: list[str], attachments: list[str]) -> str
     return "text"
 
 
-_NEXT_PAGE = re.compile(r"\bnext page\b|\bfollowing page\b|\bpage after\b", re.I)
-_PREV_PAGE = re.compile(r"\bprevious page\b|\bpage before\b|\bprior page\b", re.I)
-
-
 def other_period(text: str, prior: list[dict[str, str]]) -> str:
     """"the same for 2019" / "and the year before?": the previous question asked for that
     period (a question of its own, to search with and to answer), or ""."""
@@ -130,11 +126,10 @@ def follow_up(
         return text, None
     previous = [h["content"] for h in prior if h["role"] == "user"]
     retrieval_text = f"{previous[-1]}\n{text}" if previous else text
-    cited = [c for c in citations if c.get("page")]
-    step = 1 if _NEXT_PAGE.search(text) else -1 if _PREV_PAGE.search(text) else 0
-    if not cited or not step:
+    target = followup.page_target(text, citations)
+    if target is None:
         return retrieval_text, None
-    return retrieval_text, {"doc_id": cited[0]["doc_id"], "page": int(cited[0]["page"]) + step}
+    return retrieval_text, {"doc_id": target[0], "page": target[1]}
 
 
 def is_follow_up(text: str) -> bool:
