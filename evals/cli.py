@@ -16,15 +16,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
 
 from vistarag.agent.errors import VistaRAGError
+from vistarag.ui.cli_help import Command, Group
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
-class _RunByDefault(TyperGroup):
+class _RunByDefault(Group):
     """A group whose first argument, when not a subcommand, goes to ``run``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -46,22 +46,27 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-@eval_app.command("run")
+@eval_app.command("run", cls=Command)
 def run(
-    suites: Annotated[list[str], typer.Argument(help="Suite files (or a shipped suite: demo).")],
+    suites: Annotated[list[str], typer.Argument(metavar="SUITE",
+        help="Suite files (or a shipped suite: demo).")],
     report: Annotated[
-        Path, typer.Option("--report", help="Folder for report.json/.md/.html and junit.xml.")
+        Path, typer.Option("--report", metavar="DIR",
+            help="Folder for report.json/.md/.html and junit.xml.")
     ] = Path("eval-report"),
     kb: Annotated[
-        str | None, typer.Option("--kb", help="Knowledge base (default: eval-SUITENAME).")
+        str | None, typer.Option("--kb", metavar="NAME",
+            help="Knowledge base (default: eval-SUITENAME).")
     ] = None,
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Run only these conversations (globs).")
+        list[str] | None, typer.Option("--only", metavar="GLOB",
+            help="Run only these conversations (globs).")
     ] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Conversations at once.")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="N", min=1,
+        help="Conversations at once.")] = 1,
     judge: Annotated[bool, typer.Option(
         "--judge", help="Also score faithfulness and answer relevancy with the configured chat "
-        "model (DeepEval; needs vistarag[judge]).",
+        "model (DeepEval; needs vistarag\\[judge]).",
     )] = False,
 ) -> None:
     """Ingest each suite's corpus, run its conversations, score them, write the reports."""
@@ -164,7 +169,7 @@ def _print_summary(suite: Any) -> None:
         err.print(f"[yellow]not judged[/yellow]: {escape(suite.judge['skipped'])}")
 
 
-@eval_app.command("schema")
+@eval_app.command("schema", cls=Command)
 def schema() -> None:
     """Print the JSON Schema of the suite format (for editors: yaml-language-server)."""
     from importlib.resources import files
@@ -173,15 +178,19 @@ def schema() -> None:
           end="")
 
 
-@eval_app.command("compare")
+@eval_app.command("compare", cls=Command)
 def compare(
-    run_a: Annotated[Path, typer.Argument(help="Baseline run (folder or report.json).")],
-    run_b: Annotated[Path, typer.Argument(help="New run (folder or report.json).")],
+    run_a: Annotated[Path, typer.Argument(metavar="RUN_A",
+        help="Baseline run (folder or report.json).")],
+    run_b: Annotated[Path, typer.Argument(metavar="RUN_B",
+        help="New run (folder or report.json).")],
     tolerance: Annotated[
-        float, typer.Option("--tolerance", help="Allowed drop of a rate metric (absolute).")
+        float, typer.Option("--tolerance", metavar="X",
+            help="Allowed drop of a rate metric (absolute).")
     ] = 0.02,
     latency_tolerance: Annotated[
-        float, typer.Option("--latency-tolerance", help="Allowed latency growth (relative).")
+        float, typer.Option("--latency-tolerance", metavar="X",
+            help="Allowed latency growth (relative).")
     ] = 0.5,
     ignore_latency: Annotated[
         bool, typer.Option("--ignore-latency", help="Do not compare latencies.")

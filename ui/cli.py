@@ -12,33 +12,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperCommand, TyperGroup
 
 from vistarag.agent.errors import KnowledgeBaseNotFound, VistaRAGError
 from vistarag.evals.cli import eval_app
+from vistarag.ui.cli_help import Command, Group
 
 if TYPE_CHECKING:  # heavy modules load lazily, so --help and status stay fast
     from vistarag.agent.engine import Engine
     from vistarag.agent.ingest.pipeline import FileResult
     from vistarag.agent.types import Hit
-
-
-class _FlagHelp:
-    """Shows ``--help`` as the flag it is (no ``<bool>`` value in the help table)."""
-
-    def get_help_option(self, ctx):  # type: ignore[no-untyped-def]
-        option = super().get_help_option(ctx)  # type: ignore[misc]
-        if option is not None:
-            option.metavar = ""
-        return option
-
-
-class Command(_FlagHelp, TyperCommand):
-    pass
-
-
-class Group(_FlagHelp, TyperGroup):
-    pass
 
 
 app = typer.Typer(
@@ -123,13 +105,15 @@ def _show_notices(engine: Engine, kb: str | None = None) -> None:
 
 @app.command(cls=Command)
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursive).")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH",
+        help="Files and folders (recursive).")],
     kb: KbOpt = None,
     include: Annotated[list[str] | None, typer.Option(
-        "--include", help="Only files matching this glob (repeatable); also lets sidecars in.",
+        "--include", metavar="GLOB",
+            help="Only files matching this glob (repeatable); also lets sidecars in.",
     )] = None,
     exclude: Annotated[list[str] | None, typer.Option(
-        "--exclude", help="Leave out files matching this glob (repeatable).",
+        "--exclude", metavar="GLOB", help="Leave out files matching this glob (repeatable).",
     )] = None,
 ) -> None:
     """Add PDFs, images, screenshots and text files to a knowledge base."""
@@ -282,10 +266,12 @@ def search(
         ),
     ] = None,
     doc: Annotated[list[str] | None, typer.Option(
-        "--doc", help="Only this document: doc_id, file name or part of its title (repeatable).",
+        "--doc", metavar="DOC",
+            help="Only this document: doc_id, file name or part of its title (repeatable).",
     )] = None,
     where: Annotated[list[str] | None, typer.Option(
-        "--where", help="Only documents with KEY=VALUE: year, period, form, company.",
+        "--where", metavar="KEY=VALUE",
+            help="Only documents with KEY=VALUE: year, period, form, company.",
     )] = None,
     kb: KbOpt = None,
     as_json: JsonOpt = False,
@@ -442,7 +428,8 @@ def ask(
 
 @app.command(cls=Command)
 def delete(
-    document: Annotated[str, typer.Argument(help="A document's path (as ingested) or doc_id.")],
+    document: Annotated[str, typer.Argument(
+        metavar="DOCUMENT", help="A document's path (as ingested) or doc_id.")],
     kb: KbOpt = None,
 ) -> None:
     """Remove one document (all its points and blobs) from a knowledge base."""
@@ -580,15 +567,16 @@ def kb_reindex(name: Annotated[str, typer.Argument(metavar="NAME")] = "default")
     err.print(f"re-indexed {counts}")
 
 
-ui_app = typer.Typer(help="The chat UI (Chainlit).", invoke_without_command=True)
+ui_app = typer.Typer(cls=Group, help="The chat UI (Chainlit).", invoke_without_command=True)
 app.add_typer(ui_app, name="ui")
 
 
 @ui_app.callback()
 def ui(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option("--host", metavar="HOST",
+        help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to listen on.")] = 8000,
     kb: KbOpt = None,
 ) -> None:
     """Open the chat: paste screenshots, drop PDFs and videos, ask; answers cite their sources."""
@@ -602,11 +590,12 @@ def ui(
     raise typer.Exit(run(host, port, kb))
 
 
-@ui_app.command("hash-password")
+@ui_app.command("hash-password", cls=Command)
 def ui_hash_password(
-    user: Annotated[str, typer.Argument(help="Login name.")],
+    user: Annotated[str, typer.Argument(metavar="USER", help="Login name.")],
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+        str, typer.Option(metavar="PASSWORD",
+            prompt=True, hide_input=True, confirmation_prompt=True,
                           help="Read from a prompt when not given.")
     ],
 ) -> None:
