@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Sequence
 
+from vistarag.agent.ingest.tables import COLUMNS_PREFIX
 from vistarag.agent.types import Citation, Hit
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|[-\u2013])\s*\d+)*)\s*\]")
@@ -38,6 +39,69 @@ def _numbers(group: str) -> list[int]:
     return out
 
 
+class Renumberer:
+    """Rewrites ``[n]`` markers as text arrives, so a streamed answer shows the numbers its
+    final form will have: the first source cited is [1], the next new one [2], and so on.
+
+    ``feed`` returns what can be shown now; a possible marker cut off at the end of a piece
+    ("... [1") is held back until the next piece (or ``flush``) says what it is. With ``limit``
+    (the number of sources), numbers outside ``1..limit`` are dropped.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.mapping: dict[int, int] = {}  # old number -> new number
+        self.first_use: dict[int, str] = {}  # old number -> the answer line that first cites it
+        self.dropped = False
+        self._held = ""
+        self._line = ""  # the current line so far (rewritten), for ``first_use``
+
+    def feed(self, text: str) -> str:
+        text = self._held + text
+        cut = _open_marker_at(text)
+        text, self._held = text[:cut], text[cut:]
+        return self._rewrite(text)
+
+    def flush(self) -> str:
+        text, self._held = self._held, ""
+        return self._rewrite(text)
+
+    def _rewrite(self, text: str) -> str:
+        out: list[str] = []
+        pos = 0
+        for match in _MARKER.finditer(text):
+            out.append(text[pos : match.start()])
+            self._line = (self._line + text[pos : match.start()]).rsplit("\n", 1)[-1]
+            out.append(self._marker(match.group(1)))
+            pos = match.end()
+        out.append(text[pos:])
+        self._line = (self._line + text[pos:]).rsplit("\n", 1)[-1]
+        return "".join(out)
+
+    def _marker(self, group: str) -> str:
+        new: list[int] = []
+        for n in _numbers(group):
+            if n < 1 or (self.limit is not None and n > self.limit):
+                self.dropped = True
+                continue
+            if n not in self.mapping:
+                self.mapping[n] = len(self.mapping) + 1
+                self.first_use[n] = self._line
+            if self.mapping[n] not in new:
+                new.append(self.mapping[n])
+        return "[" + ", ".join(str(n) for n in sorted(new)) + "]" if new else ""
+
+
+_OPEN_MARKER = re.compile(r"\[[\d\s,;\-\u2013]*$")
+
+
+def _open_marker_at(text: str) -> int:
+    """Where a marker that may still be completing starts at the end of ``text`` (else its
+    length)."""
+    m = _OPEN_MARKER.search(text)
+    return m.start() if m else len(text)
+
+
 def renumber(
     answer: str, hits: Sequence[Hit], query: str = ""
 ) -> tuple[str, list[Citation]]:
@@ -46,36 +110,20 @@ def renumber(
     ``[3] ... [1] ... [3]`` over hits h1..h3 becomes ``[1] ... [2] ... [1]`` with citations
     (1 -> h3, 2 -> h1). Groups and ranges (``[1, 3]``, ``[2-4]``) are renumbered member by
     member; numbers outside ``1..len(hits)`` are dropped (a marker left empty disappears).
-    Each citation's snippet is ``best_snippet`` of its hit for ``query`` (or, without a query,
-    for the answer sentence that cites it).
+    Each citation's snippet is ``best_snippet`` of its hit for the answer line that first cites
+    it together with ``query``. A streamed answer shows the same numbers when its
+    pieces go through a ``Renumberer(len(hits))``.
     """
-    mapping: dict[int, int] = {}
-    context: dict[int, str] = {}
-    dropped = False
-
-    def sub(match: re.Match[str]) -> str:
-        nonlocal dropped
-        new: list[int] = []
-        for n in _numbers(match.group(1)):
-            if not 1 <= n <= len(hits):
-                dropped = True
-                continue
-            if n not in mapping:
-                mapping[n] = len(mapping) + 1
-                start = answer.rfind("\n", 0, match.start()) + 1
-                context[n] = answer[start : match.start()]
-            if mapping[n] not in new:
-                new.append(mapping[n])
-        return "[" + ", ".join(str(n) for n in sorted(new)) + "]" if new else ""
-
-    text = _MARKER.sub(sub, answer)
-    if dropped:  # "see [9]." with no source 9 reads "see."
+    numbering = Renumberer(limit=len(hits))
+    text = numbering.feed(answer) + numbering.flush()
+    if numbering.dropped:  # "see [9]." with no source 9 reads "see."
         text = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", text))
     citations = []
-    for old, new in sorted(mapping.items(), key=lambda kv: kv[1]):
+    for old, new in sorted(numbering.mapping.items(), key=lambda kv: kv[1]):
         hit = hits[old - 1]
         citation = Citation.from_hit(new, hit)
-        citation.snippet = best_snippet(hit.content(), query or context.get(old, ""))
+        # what the answer says it took from the source, and what was asked
+        citation.snippet = best_snippet(hit.content(), f"{numbering.first_use[old]} {query}")
         citations.append(citation)
     return text, citations
 
@@ -103,8 +151,8 @@ def best_snippet(text: str, query: str, max_chars: int = SNIPPET_CHARS) -> str:
     """The sentence or table row of ``text`` that best matches ``query``, with the sentence
     before and after it as long as they fit in ``max_chars``; the start of ``text`` when
     nothing matches."""
-    parts = units(text)
-    if not parts:
+    parts = [p for p in units(text) if not p.startswith(COLUMNS_PREFIX)] or units(text)
+    if not parts:  # (a table's "Columns: ..." line only names what its rows repeat)
         return ""
     q = set(_terms(query))
     best, best_score = 0, 0.0

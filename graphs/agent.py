@@ -22,7 +22,8 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
-from vistarag.agent.synth.base import SynthesisRequest, parse_citations
+from vistarag.agent.citations import renumber
+from vistarag.agent.synth.base import SynthesisRequest
 from vistarag.agent.synth.prompt import normalise_history
 from vistarag.agent.types import Hit
 from vistarag.graphs.context import VistaContext
@@ -137,7 +138,8 @@ def agent(
                        "this answer is extractive")
     if not answer:
         return _extractive(state, config, services, sources, trajectory, notices)
-    citations = [c.model_dump(mode="json") for c in parse_citations(answer, sources.hits)]
+    answer, cited = renumber(answer, sources.hits, state.get("query_text") or "")
+    citations = [c.model_dump(mode="json") for c in cited]
     return {**answer_update(answer, citations, services.synthesizer.name, notices),
             "sources": dump(sources.hits), "trajectory": trajectory,
             "_summary": f"{len(trajectory)} tool calls, {len(sources.hits)} sources"}
@@ -150,8 +152,9 @@ def _extractive(
     synth = services.synthesizer
     request = SynthesisRequest(question=state.get("query_text") or "", hits=sources.hits)
     message = synth.extractive(request, "agent stopped").invoke([], config)
-    citations = [c.model_dump(mode="json") for c in parse_citations(message.text, sources.hits)]
-    return {**answer_update(message.text, citations, "extractive", notices),
+    answer, cited = renumber(message.text, sources.hits, request.question)
+    citations = [c.model_dump(mode="json") for c in cited]
+    return {**answer_update(answer, citations, "extractive", notices),
             "sources": dump(sources.hits), "trajectory": trajectory,
             "not_found": not sources.hits,
             "_summary": f"{len(trajectory)} tool calls, extractive answer"}

@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field
 
+from vistarag.agent.citations import Renumberer
 from vistarag.agent.types import Citation, Hit
 from vistarag.graphs.context import VistaContext
 from vistarag.graphs.services import services_of
@@ -152,6 +153,30 @@ def _events(mode: str, chunk: Any) -> Iterator[TurnEvent]:
         yield TurnEvent("token", text=chunk.get("text", ""))
 
 
+class _AnswerTokens:
+    """The answer's tokens with their citation markers renumbered as they stream ([3] first
+    shows as [1]), the same numbers the final answer gets (``citations.renumber``)."""
+
+    def __init__(self) -> None:
+        self.numbering: Renumberer | None = None
+
+    def events(self, event: TurnEvent, values: dict[str, Any]) -> Iterator[TurnEvent]:
+        if event.kind != "token":
+            yield event
+            return
+        if self.numbering is None:  # the sources the answer cites are known by now (direct
+            # path); on the agent path they arrive with the answer, so nothing is dropped
+            self.numbering = Renumberer(limit=len(values.get("sources") or []) or None)
+        text = self.numbering.feed(event.text)
+        if text:
+            yield TurnEvent("token", text=text)
+
+    def flush(self) -> Iterator[TurnEvent]:
+        text = self.numbering.flush() if self.numbering else ""
+        if text:
+            yield TurnEvent("token", text=text)
+
+
 def stream_turn(
     graph: CompiledStateGraph,
     text: str = "",
@@ -169,6 +194,7 @@ def stream_turn(
     """
     thread_id = thread_id or f"turn-{uuid.uuid4().hex[:12]}"
     values: dict[str, Any] = {}
+    tokens = _AnswerTokens()
     for mode, chunk in graph.stream(
         turn_input(graph, text, images, attachments, message), _config(thread_id),
         context=context or VistaContext(), stream_mode=STREAM_MODES,
@@ -176,7 +202,9 @@ def stream_turn(
         if mode == "values":
             values = chunk
             continue
-        yield from _events(mode, chunk)
+        for event in _events(mode, chunk):
+            yield from tokens.events(event, values)
+    yield from tokens.flush()
     yield result_from_state(thread_id, values)
 
 
@@ -193,6 +221,7 @@ async def astream_turn(
     """``stream_turn`` for async callers (Chainlit): the graph runs without blocking the loop."""
     thread_id = thread_id or f"turn-{uuid.uuid4().hex[:12]}"
     values: dict[str, Any] = {}
+    tokens = _AnswerTokens()
     async for mode, chunk in graph.astream(
         turn_input(graph, text, images, attachments, message), _config(thread_id),
         context=context or VistaContext(), stream_mode=STREAM_MODES,
@@ -201,7 +230,10 @@ async def astream_turn(
             values = chunk
             continue
         for event in _events(mode, chunk):
-            yield event
+            for renumbered in tokens.events(event, values):
+                yield renumbered
+    for event in tokens.flush():
+        yield event
     yield result_from_state(thread_id, values)
 
 

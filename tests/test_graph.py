@@ -17,6 +17,7 @@ from tests.fixtures_media import SCREENSHOT_LINES, make_pdf, make_screenshot
 from vistarag.agent.engine import Engine
 from vistarag.agent.qdrant import close_all
 from vistarag.agent.settings import Settings
+from vistarag.agent.synth.base import cited_numbers
 from vistarag.graphs import VistaContext, build_graph, run_turn
 
 INJECTION = (
@@ -68,6 +69,9 @@ def test_offline_answer_is_extractive_and_cites_the_right_page(graph) -> None:
                                    "rerank", "synthesize"}
     assert isinstance(out["messages"][-1], AIMessage)
     assert out["messages"][-1].response_metadata["citations"] == out["citations"]
+    numbers = [c["n"] for c in out["citations"]]  # 1, 2, 3 in order of first use
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert list(dict.fromkeys(cited_numbers(out["answer"]))) == numbers
 
 
 def test_scanned_page_is_answered_from_ocr(graph) -> None:

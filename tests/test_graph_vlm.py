@@ -122,3 +122,29 @@ def test_unavailable_model_falls_back_to_extractive_with_notice(engine) -> None:
     assert out["synthesizer"] == "extractive"
     assert "40,000" in out["answer"]
     assert out["notices"] and any("extractive" in n.lower() for n in out["notices"])
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_model_citations_are_renumbered_in_order_of_first_use_as_they_stream(
+    engine, provider
+) -> None:
+    """The model cites source 3 first: the user reads [1] in the stream, the final answer and
+    the citations list alike; each citation shows its source's sentence that matched."""
+    answer = "The depot has 12 loading bays [3]. Lorries are inspected at 40,000 km [1, 3]."
+    with FakeLLMServer(provider, answer=answer) as server:
+        key = {f"{provider}_base_url": server.base_url, f"{provider}_api_key": "k"}
+        graph = _graph(engine, synthesizer=provider, **key)
+        events: list[TurnEvent] = []
+        result = run_turn(graph, "How many loading bays does the Ghent depot have?",
+                          on_event=events.append)
+    assert len(result.sources) >= 3
+    expected = "The depot has 12 loading bays [1]. Lorries are inspected at 40,000 km [1, 2]."
+    assert result.answer == expected
+    assert "".join(e.text for e in events if e.kind == "token") == expected
+    assert [(c.n, c.hit_id) for c in result.citations] == [
+        (1, result.sources[2].id), (2, result.sources[0].id)]
+    by_id = {s.id: " ".join(s.content().split()) for s in result.sources}
+    for c in result.citations:  # the sentence of its own source that matched the question
+        assert c.snippet and c.snippet in by_id[c.hit_id]
+        if "loading bays" in by_id[c.hit_id]:
+            assert "loading bays" in c.snippet

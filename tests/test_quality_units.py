@@ -8,7 +8,7 @@ from pathlib import Path
 import pymupdf
 
 from vistarag.agent import docmeta
-from vistarag.agent.citations import best_snippet, renumber
+from vistarag.agent.citations import Renumberer, best_snippet, renumber
 from vistarag.agent.evidence import collapse, same_evidence
 from vistarag.agent.followup import page_target, referenced_citation, resolve, swap_period
 from vistarag.agent.ingest.chunking import repair, vocabulary, without_amounts
@@ -218,6 +218,22 @@ def test_renumber_gives_contiguous_numbers_in_order_of_first_use() -> None:
     assert cites[0].snippet == "Fact 3. Revenue was 300. Other."
 
 
+def test_streamed_markers_are_renumbered_across_pieces() -> None:
+    """A marker split over streamed pieces ("[", "3", "]") is held back until complete; the
+    stream shows the numbers ``renumber`` gives the whole answer."""
+    answer = "A [3]. B [7] and [3, 1]. C [12]. D [2-3]. See [link](x) and [a]."
+    pieces = ["A [", "3", "]. B [7", "] and [3,", " 1]. C [1", "2]. D [2-3]. See [li",
+              "nk](x) and [", "a]."]
+    numbering = Renumberer(limit=7)
+    streamed = "".join(numbering.feed(p) for p in pieces) + numbering.flush()
+    assert streamed == "A [1]. B [2] and [1, 3]. C . D [1, 4]. See [link](x) and [a]."
+    hits = [_hit(f"h{i}", "text", i, 1.0, text=f"Fact {i}.") for i in range(1, 8)]
+    final, _ = renumber(answer, hits)
+    assert final == streamed.replace("C .", "C.")  # the final answer also tidies the gap
+    unlimited = Renumberer()
+    assert unlimited.feed("x [12] y [2]") + unlimited.flush() == "x [1] y [2]"
+
+
 def test_snippet_is_the_matching_sentence_or_row_with_neighbours() -> None:
     text = ("The company sells pumps. " * 12 + "Operating income rose to $4 million in 2019. "
             "This was driven by services. " + "Unrelated closing remarks follow here. " * 10)
@@ -226,6 +242,10 @@ def test_snippet_is_the_matching_sentence_or_row_with_neighbours() -> None:
     assert "driven by services" in snippet and len(snippet) <= 320
     rows = "BALANCE SHEET\nCash: 2018 = 5; 2019 = 6\nAccounts payable: 2018 = 7; 2019 = 8\nDebt: 1"
     assert "Accounts payable: 2018 = 7; 2019 = 8" in best_snippet(rows, "accounts payable")
+    table = ("Columns: Fiscal 2024 Stores Opened | Fiscal 2024 Stores Closed\n"
+             "Domestic: 2024 Stores Opened = 5; 2024 Stores Closed = (2)")
+    assert best_snippet(table, "How many stores opened in fiscal 2024?", 60) == (
+        "Domestic: 2024 Stores Opened = 5; 2024 Stores Closed = (2)")
 
 
 def test_followups_resolve_against_the_previous_turn() -> None:

@@ -47,6 +47,23 @@ def test_answers_from_the_right_hit_with_its_citation():
     assert result.notice is None
 
 
+def test_the_graphs_offline_synthesizer_numbers_citations_the_same_way(tmp_path):
+    """The graph answers through ``ChatSynthesizer``; offline it quotes source 2 as [1] too."""
+    from vistarag.agent.blobs import BlobStore
+    from vistarag.agent.settings import Settings
+    from vistarag.agent.synth import make_synthesizer
+
+    settings = Settings(home=tmp_path, synthesizer="extractive", _env_file=None)
+    synth = make_synthesizer(settings, BlobStore(tmp_path / "blobs"))
+    request = SynthesisRequest(
+        question="What is the warranty period of the X200 pump?", hits=_hits()
+    )
+    result = synth.synthesize(request)
+    assert _quotes(result.answer) == ['- "The warranty period for the X200 pump is 24 months." [1]']
+    assert [(c.n, c.doc_id) for c in result.citations] == [(1, "report")]
+    assert "The warranty period for the X200 pump is 24 months." in result.citations[0].snippet
+
+
 def test_no_hits_says_nothing_was_found():
     tokens: list[str] = []
 
@@ -242,6 +259,21 @@ def test_a_lead_in_sentence_gives_way_to_the_rows_it_announces() -> None:
                                hits=[text_hit(1, text)])
     answer = ExtractiveSynthesizer().synthesize(request).answer
     assert answer.splitlines()[1].startswith('- "Total: Stores at Beginning'), answer
+
+
+def test_a_lead_in_from_another_table_is_not_quoted_after_the_answer() -> None:
+    """A lead-in announcing another table shares one word ("changes") with the question; it
+    only announces rows, so it is no further answer."""
+    row = "{}: Total Stores at Beginning of Second Quarter = {}; Stores Opened = 5"
+    stores = "\n".join(row.format(kind, n) for kind, n in [("Outlet", 20), ("Pacific Sales", 20),
+                                                          ("Yardbird", 25), ("Total", 966)])
+    mix = ("Revenue mix percentages and comparable sales percentage changes by revenue category "
+           "were as follows:\nServices: Revenue Mix = 8%; Comparable Sales = 7.6%")
+    request = SynthesisRequest(
+        question="Was there any change in the number of stores between Q2 and FY2023?",
+        hits=[text_hit(1, stores), text_hit(2, mix, page=4)])
+    answer = ExtractiveSynthesizer().synthesize(request).answer
+    assert "Stores Opened = 5" in answer and "as follows" not in answer, answer
 
 
 def test_the_same_line_item_from_two_sources_is_quoted_from_both() -> None:

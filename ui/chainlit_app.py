@@ -334,7 +334,9 @@ async def show_event(
 async def finish(reply: cl.Message | None, result: TurnResult, owner: str) -> None:
     """Close the streamed answer with its sources list and evidence elements."""
     citations = evidence.visible(result.citations, result.sources, owner)
-    content = (reply.content if reply else "") or result.answer
+    # The final answer, not the streamed text: the same words, but a marker renumbered after a
+    # stream broke off and resumed, or one citing no source, reads as the sources list does.
+    content = result.answer or (reply.content if reply else "")
     reply = reply or cl.Message(content="")
     reply.content = content.rstrip() + evidence.sources_markdown(citations)
     reply.elements = evidence.elements_for(citations)

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from vistarag.agent.citations import renumber
 from vistarag.agent.types import Citation, Hit
 
 TokenCallback = Callable[[str], None]
@@ -87,12 +88,15 @@ def parse_citations(answer: str, hits: list[Hit]) -> list[Citation]:
 
 
 def make_result(
-    answer: str, hits: list[Hit], synthesizer: str, notice: str | None = None
+    answer: str, hits: list[Hit], synthesizer: str, notice: str | None = None, query: str = ""
 ) -> SynthesisResult:
-    """A ``SynthesisResult`` whose citations are parsed from the answer text."""
+    """A ``SynthesisResult`` with the answer's citations numbered 1, 2, 3 in order of first use,
+    each showing the sentence or row of its source that best matches ``query``
+    (``citations.renumber``)."""
+    text, citations = renumber(answer, hits, query)
     return SynthesisResult(
-        answer=answer,
-        citations=parse_citations(answer, hits),
+        answer=text,
+        citations=citations,
         synthesizer=synthesizer,
         notice=notice,
     )

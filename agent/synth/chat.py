@@ -123,7 +123,8 @@ class ChatSynthesizer:
         if self.choice.model is None:
             reason = "language model not configured" if self.choice.notice else "offline mode"
             message = self.extractive(request, reason).invoke([], config)
-            return make_result(message.text, request.hits, EXTRACTIVE, self.choice.notice)
+            return make_result(message.text, request.hits, EXTRACTIVE, self.choice.notice,
+                               request.matched_text)
 
         failures: list[BaseException] = []
         model = self.choice.model
@@ -149,8 +150,9 @@ class ChatSynthesizer:
         if message.response_metadata.get("synthesizer") == EXTRACTIVE:
             why = describe_failure(failures[-1], self.choice, self.settings.llm_max_retries)
             return make_result(message.text, request.hits, EXTRACTIVE,
-                               f"{why}; this answer is extractive.")
-        return make_result(message.text, request.hits, self.choice.label)
+                               f"{why}; this answer is extractive.", request.matched_text)
+        return make_result(message.text, request.hits, self.choice.label,
+                           query=request.matched_text)
 
 
 def make_synthesizer(settings: Settings, blobs: BlobStore) -> ChatSynthesizer:

@@ -277,6 +277,8 @@ class ExtractiveSynthesizer:
                 break
             if cand.sentence in seen or per_source.get(cand.rank, 0) >= MAX_PER_SOURCE:
                 continue
+            if chosen and cand.sentence.endswith(":"):
+                continue  # a lead-in ("... were as follows:") only announces what answers
             if (
                 chosen and q_terms is not None and not (terms(cand.sentence) & q_terms) - covered
                 and not _parallel_row(cand, chosen)
@@ -357,7 +359,9 @@ class ExtractiveSynthesizer:
     def synthesize(
         self, request: SynthesisRequest, on_token: TokenCallback | None = None
     ) -> SynthesisResult:
-        answer, citations = renumber(self.answer_text(request), request.hits, request.question)
+        answer, citations = renumber(
+            self.answer_text(request), request.hits, request.matched_text
+        )
         if on_token is not None:
             for line in answer.splitlines(keepends=True):
                 on_token(line)
