@@ -285,3 +285,31 @@ def test_the_same_line_item_from_two_sources_is_quoted_from_both() -> None:
                                hits=[text_hit(1, domestic), text_hit(2, overseas, doc="intl")])
     answer = ExtractiveSynthesizer().synthesize(request).answer
     assert "Stores at End = 969" in answer and "Stores at End = 160" in answer, answer
+
+
+def test_a_sentence_that_refers_back_is_quoted_with_the_one_it_continues() -> None:
+    essay = ("The Birth of Word Processing. Early word processors were standalone machines.\n"
+             "Wang Laboratories: In the 1970s, Wang introduced dedicated word processing "
+             "machines. These devices, like the Wang 1200, featured small screens and floppy "
+             "disks, making them revolutionary for their time.\n"
+             "The Rise of Personal Computers. The advent of personal computers transformed "
+             "word processing.")
+    request = SynthesisRequest(question="What did Wang Laboratories introduce in the 1970s?",
+                               hits=[text_hit(1, essay, doc="essay", page=1)])
+    quotes = _quotes(ExtractiveSynthesizer().synthesize(request).answer)
+    assert quotes[0].startswith('- "Wang Laboratories: In the 1970s'), quotes
+    assert quotes[1].startswith('- "These devices, like the Wang 1200'), quotes
+    assert not any("Personal Computers" in q for q in quotes)
+
+
+def test_a_heading_is_quoted_with_the_sentence_under_it() -> None:
+    ocr = ("Region-based segmentation\n"
+           "Let us first determine markers of the coins and the background.\n"
+           "These markers are pixels that we can label unambiguously.\n"
+           ">>> markers = np.zeros_like(coins)")
+    request = SynthesisRequest(
+        question="Which image explains region-based segmentation with markers?",
+        hits=[text_hit(1, ocr, doc="page", page=None)])
+    quotes = _quotes(ExtractiveSynthesizer().synthesize(request).answer)
+    assert quotes[0] == '- "Region-based segmentation" [1]', quotes
+    assert quotes[1].startswith('- "Let us first determine markers of the coins'), quotes

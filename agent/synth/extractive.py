@@ -301,6 +301,7 @@ class ExtractiveSynthesizer:
                 if cand.sentence not in seen:
                     take(cand)
             return chosen
+        chosen = _with_continuations(chosen, candidates, seen)
         best = chosen[0]
         if len(chosen) < MIN_EXTRACTS and not _DIGIT.search(best.sentence):
             # A label is often followed by its figure ("Sign in failed" / "Error AUTH-502 ..."):
@@ -368,6 +369,38 @@ class ExtractiveSynthesizer:
         return SynthesisResult(
             answer=answer, citations=citations, synthesizer=self.name, notice=self.notice
         )
+
+
+_ANAPHOR = re.compile(
+    r"^(?:these|this|those|that|they|their|it|its|such|he|she|his|her)\b", re.IGNORECASE
+)
+HEADING_WORDS = 6  # a line this short without a full stop is a heading ("Region-based
+# segmentation"): the sentence under it says what it is about
+
+
+def _is_heading(sentence: str) -> bool:
+    return len(sentence.split()) <= HEADING_WORDS and not re.search(r"[.!?:;=]$|\d", sentence)
+
+
+def _with_continuations(
+    chosen: list[_Candidate], candidates: list[_Candidate], seen: _Seen
+) -> list[_Candidate]:
+    """Each quote followed by the sentence that continues it: the one right after a heading,
+    or one that opens by referring back ("These devices, like the Wang 1200, ..."), which
+    means nothing alone and often holds the particulars."""
+    following = {(c.rank, c.order): c for c in candidates}
+    out: list[_Candidate] = []
+    for cand in chosen:
+        out.append(cand)
+        nxt = following.get((cand.rank, cand.order + 1))
+        if (
+            nxt is not None and nxt.sentence not in seen and len(out) < MAX_EXTRACTS + 1
+            and (_is_heading(cand.sentence) or _ANAPHOR.match(nxt.sentence))
+            and not _is_heading(nxt.sentence)
+        ):
+            out.append(nxt)
+            seen.add(nxt.sentence)
+    return out
 
 
 def _parallel_row(cand: _Candidate, chosen: list[_Candidate]) -> bool:
