@@ -277,8 +277,12 @@ class ExtractiveSynthesizer:
                 break
             if cand.sentence in seen or per_source.get(cand.rank, 0) >= MAX_PER_SOURCE:
                 continue
-            if chosen and cand.sentence.endswith(":"):
-                continue  # a lead-in ("... were as follows:") only announces what answers
+            if (
+                chosen and cand.sentence.endswith(":") and q_terms is not None
+                and len((terms(cand.sentence) & q_terms) - covered) < 2
+            ):
+                continue  # a lead-in ("... were as follows:") only announces what answers:
+                # worth quoting when it is clearly about the question, not for one word
             if (
                 chosen and q_terms is not None and not (terms(cand.sentence) & q_terms) - covered
                 and not _parallel_row(cand, chosen)
