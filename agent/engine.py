@@ -113,7 +113,8 @@ class Engine:
             )
         with timer(timings, "rerank"):
             rerank_query = RerankQuery(
-                text=query.rerank_text, image_refs=[r.removeprefix(BLOB_SCHEME) for r in refs]
+                text=query.rerank_text, image_refs=[r.removeprefix(BLOB_SCHEME) for r in refs],
+                statements=query.statements,
             )
             k = request.top_k or self.settings.top_k
             ranked = self.reranker.rerank(rerank_query, candidates, top_k=len(candidates))

@@ -62,14 +62,52 @@ METRICS: tuple[Metric, ...] = (
 )
 
 
-STATEMENTS: tuple[Metric, ...] = (
-    _metric(r"income statements?|statements? of (?:income|operations|earnings)|p&l"
-            r"|profit and loss", "statements of operations statements of income"),
-    _metric(r"balance sheets?|statements? of financial position",
-            "balance sheets total assets total liabilities"),
-    _metric(r"cash ?flow statements?|statements? of cash ?flows?", "statements of cash flows"),
+@dataclass(frozen=True)
+class Statement:
+    """A financial statement as questions name it, the titles filings print over it, and the
+    words to search for it by."""
+
+    name: str
+    pattern: re.Pattern[str]  # how a question names it
+    titles: re.Pattern[str]  # how a filing titles it
+    line_items: str
+
+
+def _statement(name: str, asked: str, titles: str, line_items: str) -> Statement:
+    return Statement(name, re.compile(rf"\b(?:{asked})\b", re.IGNORECASE),
+                     re.compile(rf"\b(?:{titles})\b", re.IGNORECASE), line_items)
+
+
+STATEMENTS: tuple[Statement, ...] = (
+    _statement("income statement",
+               r"income statements?|statements? of (?:income|operations|earnings)|p&l"
+               r"|profit and loss",
+               r"statements? of (?:income|operations|earnings)|income statements?"
+               r"|profit and loss (?:account|statement)",
+               "statements of operations statements of income"),
+    _statement("balance sheet", r"balance sheets?|statements? of financial position",
+               r"balance sheets?|statements? of financial (?:position|condition)",
+               "balance sheets total assets total liabilities"),
+    _statement("cash flow statement",
+               r"cash ?flow statements?|statements? of cash ?flows?",
+               r"statements? of cash ?flows?|cash ?flow statements?",
+               "statements of cash flows"),
 )
 """A statement named in a question, in the titles filings give it."""
+
+
+def named_statements(question: str) -> list[str]:
+    """The statements a question names ("income statement", ...)."""
+    return [st.name for st in STATEMENTS if st.pattern.search(question)]
+
+
+def titled_as(title: str, statements: list[str]) -> bool:
+    """Whether a table's title is that of one of ``statements`` ("CONSOLIDATED STATEMENTS OF
+    OPERATIONS" for "income statement"). A sentence introducing a table ("Stock-based costs
+    included in our Consolidated Statements of Income were as follows:") only mentions one."""
+    if title.rstrip().endswith(":"):
+        return False
+    return any(st.name in statements and st.titles.search(title) for st in STATEMENTS)
 
 
 def line_items(question: str) -> list[str]:

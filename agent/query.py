@@ -8,7 +8,7 @@ from PIL import Image
 
 from vistarag.agent.imaging import flatten, ocr_image
 from vistarag.agent.index import QueryVectors
-from vistarag.agent.metric_terms import line_items
+from vistarag.agent.metric_terms import line_items, named_statements
 from vistarag.agent.models import Models
 from vistarag.agent.ocr import lines_to_text
 from vistarag.agent.sparse import query_vector
@@ -23,6 +23,8 @@ class EncodedQuery:
     image_text: list[str] = field(default_factory=list)
     line_items: list[str] = field(default_factory=list)
     """Statement line items of each metric the text names (``metric_terms.line_items``)."""
+    statements: list[str] = field(default_factory=list)
+    """Financial statements the text names ("income statement"), for the reranker."""
 
     @property
     def rerank_text(self) -> str:
@@ -61,4 +63,5 @@ def encode_query(
             vectors.joint += list(joint.encode_query([text]))
         if images:
             vectors.joint += list(joint.encode_query(images))
-    return EncodedQuery(vectors=vectors, text=text, image_text=image_text, line_items=items)
+    return EncodedQuery(vectors=vectors, text=text, image_text=image_text, line_items=items,
+                        statements=named_statements(text))

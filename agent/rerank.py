@@ -19,7 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from vistarag.agent import docmeta
+from vistarag.agent import docmeta, metric_terms
+from vistarag.agent.ingest.tables import chunk_title
 from vistarag.agent.lexical import BM25, LexicalScores, analyze, entity_terms, quoted_phrases
 from vistarag.agent.types import Hit
 
@@ -31,6 +32,9 @@ class RerankQuery(BaseModel):
 
     text: str = ""
     image_refs: list[str] = Field(default_factory=list)
+    statements: list[str] = Field(default_factory=list)
+    """Financial statements the question names ("income statement"): a table titled as one
+    ("CONSOLIDATED STATEMENTS OF OPERATIONS") is what it asks for."""
 
 
 @runtime_checkable
@@ -89,6 +93,7 @@ class HybridConfig:
     identifier_boost: float = 3.0  # z-units when every query identifier matches whole
     exact_boost: float = 2.0  # z-units when a short query / quoted phrase occurs verbatim
     doc_weight: float = 1.0  # z-units for a document whose company / year / form the query names
+    statement_weight: float = 3.0  # z-units for a table titled as the statement the query names
 
 
 def _zscores(values: Sequence[float]) -> list[float]:
@@ -209,6 +214,18 @@ def doc_signal(query: str, hits: Sequence[Hit], weight: float) -> list[float]:
     return [weight * docmeta.match(scope, m) for m in metas]
 
 
+def statement_signal(statements: Sequence[str], hits: Sequence[Hit], weight: float) -> list[float]:
+    """``weight`` for a table chunk titled as a statement the question names: "income
+    statement" asks for the table titled "CONSOLIDATED STATEMENTS OF OPERATIONS", not for the
+    prose that mentions it or the cash-flow statement beside it."""
+    if not statements:
+        return [0.0] * len(hits)
+    return [
+        weight if metric_terms.titled_as(chunk_title(h.content()), list(statements)) else 0.0
+        for h in hits
+    ]
+
+
 class HybridReranker:
     """Offline default: dense similarity z-scores plus lexical evidence that only counts when
     it is informative (enough of the query's rare terms, identifiers, phrases or the verbatim
@@ -225,10 +242,12 @@ class HybridReranker:
         dense = dense_signal(hits, self.config.dense_weights)
         lexical = lexical_signal(query.text, [h.content() for h in hits], self.config)
         meta = doc_signal(query.text, hits, self.config.doc_weight)
-        scores = [d + x + m for d, x, m in zip(dense, lexical, meta, strict=True)]
+        table = statement_signal(query.statements, hits, self.config.statement_weight)
+        scores = [sum(parts) for parts in zip(dense, lexical, meta, table, strict=True)]
         parts = [
-            {"dense": round(d, 4), "lexical": round(x, 4), "doc": round(m, 4)}
-            for d, x, m in zip(dense, lexical, meta, strict=True)
+            {"dense": round(d, 4), "lexical": round(x, 4), "doc": round(m, 4),
+             "statement": round(t, 4)}
+            for d, x, m, t in zip(dense, lexical, meta, table, strict=True)
         ]
         return _finish(hits, scores, parts, top_k, self.name)
 

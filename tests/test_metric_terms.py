@@ -63,11 +63,13 @@ def _right(page: pymupdf.Page, x: float, y: float, text: str) -> None:
     page.insert_text((x - pymupdf.get_text_length(text, fontsize=9), y), text, fontsize=9)
 
 
-def _annual_report(path: Path) -> Path:
+def _annual_report(
+    path: Path, prose: list[str] = PROSE, statements: dict[str, list] = STATEMENTS
+) -> Path:
     doc = pymupdf.open()
-    for text in PROSE:
+    for text in prose:
         doc.new_page().insert_textbox(pymupdf.Rect(60, 60, 540, 400), text, fontsize=10)
-    for title, rows in STATEMENTS.items():
+    for title, rows in statements.items():
         page = doc.new_page()
         page.insert_text((200, 60), "GLOBEX FASTENERS, INC.", fontsize=10)
         page.insert_text((160, 74), title, fontsize=10)
@@ -141,3 +143,68 @@ def test_the_offline_answer_quotes_the_rows_a_metric_is_computed_from(engine: En
         answer = ExtractiveSynthesizer().answer_text(SynthesisRequest(question=question, hits=hits))
         quoted = [line for line in answer.splitlines() if line.startswith("- ")]
         assert quoted == [f'- "{row}" [1]' for row in rows], answer
+
+
+MDNA_TABLES = {  # a 10-K's MD&A prints the same line items, with the growth rates asked for
+    "Net Sales": [
+        ("Net sales", "9,000", "9,900"),
+        ("Year-over-year Percentage Growth of net sales", "8%", "10%"),
+        ("Net sales mix: Online", "40%", "45%"),
+    ],
+    "Operating Expenses": [
+        ("Net income", "500", "560"),
+        ("Year-over-year Percentage Growth of net income", "4%", "12%"),
+    ],
+}
+STATEMENT_QUESTIONS = {  # the question names the statement it wants the figures from
+    "Using the income statement, what is Globex's year-over-year change in net sales from "
+    "2021 to 2022?": 3,
+    "According to the cash flow statement, what is the year-over-year growth of Globex's net "
+    "income?": 4,
+}
+
+
+@pytest.fixture(scope="module")
+def filing(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """MD&A tables (pages 1-2) and two statements (3: operations, 4: cash flows)."""
+    root = tmp_path_factory.mktemp("statements")
+    tables = {**MDNA_TABLES,
+              "CONSOLIDATED STATEMENTS OF OPERATIONS": STATEMENTS[
+                  "CONSOLIDATED STATEMENTS OF OPERATIONS"],
+              "CONSOLIDATED STATEMENTS OF CASH FLOWS": STATEMENTS[
+                  "CONSOLIDATED STATEMENTS OF CASH FLOWS"]}
+    report = _annual_report(root / "globex-10k.pdf", prose=[], statements=tables)
+    settings = Settings(home=root / "home", joint_model="none", synthesizer="extractive",
+                        checkpointer="memory", _env_file=None)
+    eng = Engine(settings)
+    assert eng.ingestor().ingest_paths([report]).count("added") == 1
+    yield eng
+    close_all()
+
+
+def test_a_named_statement_ranks_the_table_titled_as_it_first(filing: Engine) -> None:
+    pages = {q: filing.find(q, k=3)[0].page for q in STATEMENT_QUESTIONS}
+    assert pages == STATEMENT_QUESTIONS
+
+
+def test_without_the_statement_titles_the_mdna_table_wins(filing: Engine, monkeypatch) -> None:
+    """The control: the MD&A table shares more of the question's words ("year-over-year")."""
+    monkeypatch.setattr(query_module, "named_statements", lambda text: [])
+    pages = {q: filing.find(q, k=3)[0].page for q in STATEMENT_QUESTIONS}
+    assert all(pages[q] != want for q, want in STATEMENT_QUESTIONS.items()), pages
+
+
+def test_statement_titles_are_read_from_table_chunks_only() -> None:
+    from vistarag.agent.ingest.tables import chunk_title
+    from vistarag.agent.metric_terms import named_statements, titled_as
+
+    assert named_statements("Based on the P&L and the balance sheet, what is ROE?") == [
+        "income statement", "balance sheet"]
+    table = "ACME INC.\nCONSOLIDATED STATEMENTS OF EARNINGS\nColumns: 2022 | 2023\nNet sales: ..."
+    assert titled_as(chunk_title(table), ["income statement"])
+    assert not titled_as(chunk_title(table), ["cash flow statement"])
+    lead_in = ("Stock-based compensation costs included in our Consolidated Statements of "
+               "Income were as follows:\nColumns: 2022 | 2023\nCost of revenue: ...")
+    assert not titled_as(chunk_title(lead_in), ["income statement"])
+    prose = "See the consolidated statements of operations in Item 8 for net sales by segment."
+    assert chunk_title(prose) == "" and not titled_as(chunk_title(prose), ["income statement"])

@@ -322,3 +322,24 @@ def test_a_wrapped_column_header_does_not_spread_to_its_neighbours() -> None:
     assert table.headers == [
         "Fiscal 2024 Total Stores at Beginning of Quarter", "Fiscal 2024 Stores Opened",
         "Fiscal 2024 Stores Closed", "Fiscal 2024 Total Stores at End of Quarter"]
+
+
+def test_a_sentence_introducing_a_table_is_its_title() -> None:
+    """ "Revenue mix ... by revenue category were as follows:" right above a table names what
+    its rows are; a longer line that is not a lead-in is not taken."""
+    from vistarag.agent.ingest.tables import _title
+
+    lead = ("Domestic segment revenue mix percentages and comparable sales percentage changes "
+            "by revenue category were as follows:")
+    assert _title([_line(lead)], 0) == lead
+    wrapped = [_line(lead[:90]), _line(lead[90:])]  # the sentence wraps onto a second line
+    assert _title(wrapped, 1) == f"{lead[:90]} {lead[90:]}"
+    prose = ("We continuously monitor store performance as part of a market-driven, omnichannel "
+             "strategy, and we evaluate options as leases expire.")
+    assert _title([_line(prose)], 0) == ""
+
+
+def _line(text: str) -> object:
+    from vistarag.agent.ingest.tables import Cell, Line
+
+    return Line(0.0, 10.0, [Cell(text, 40.0, 540.0)])

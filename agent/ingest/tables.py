@@ -364,8 +364,12 @@ def _over_columns(cells: list[Cell], cols: list[tuple[float, float]]) -> bool:
     )
 
 
+LEAD_IN_CHARS = 250  # a sentence introducing the table right above it is its title too
+
+
 def _title(lines: list[Line], above: int) -> str:
-    """Up to three short lines above the header (statement name, units), nearest last."""
+    """Up to three short lines above the header (statement name, units), nearest last; or the
+    sentence that introduces the table ("... were as follows:")."""
     picked: list[str] = []
     k = above
     while k >= 0 and len(picked) < 3:
@@ -374,9 +378,21 @@ def _title(lines: list[Line], above: int) -> str:
         if not text or _TITLE_SKIP.match(text):
             continue
         if len(text) > 100:
+            lead_in = " ".join([text, *picked])  # (a sentence may wrap onto a second line)
+            if len(picked) <= 1 and lead_in.endswith(":") and len(lead_in) <= LEAD_IN_CHARS:
+                picked.insert(0, text)  # "Revenue mix ... by category were as follows:"
             break
         picked.insert(0, text)
     return " ".join(picked)
+
+
+def chunk_title(text: str) -> str:
+    """The title of a table chunk (``table_chunks``: the lines above its "Columns:" line); ""
+    for any other text."""
+    head, sep, _ = text.partition(f"\n{COLUMNS_PREFIX}")
+    if not sep:
+        return ""
+    return head if len(head) <= 300 else ""
 
 
 def table_chunks(tables: Sequence[Table], max_chars: int) -> list[tuple[str, tuple]]:
