@@ -114,3 +114,11 @@ def line_items(question: str) -> list[str]:
     """The line items of each metric or statement the question names, one text for each."""
     items = [m.line_items for m in (*METRICS, *STATEMENTS) if m.pattern.search(question)]
     return list(dict.fromkeys(items))
+
+
+def without_metric_names(text: str) -> str:
+    """``text`` less the metric and statement names in it: "Free cashflow conversion" is a term
+    of art, its capital F no name to look for."""
+    for named in (*METRICS, *STATEMENTS):
+        text = named.pattern.sub(" ", text)
+    return text

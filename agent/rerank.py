@@ -146,15 +146,18 @@ def _norm(text: str) -> str:
     return _WS.sub(" ", text).strip().lower()
 
 
-def lexical_signal(query: str, texts: Sequence[str], cfg: HybridConfig) -> list[float]:
-    """Per-hit lexical evidence in z-units; 0 where the lexical evidence is uninformative."""
+def lexical_signal(
+    query: str, texts: Sequence[str], cfg: HybridConfig, identifiers_from: str | None = None
+) -> list[float]:
+    """Per-hit lexical evidence in z-units; 0 where the lexical evidence is uninformative.
+    Identifiers are read from ``identifiers_from`` (the query less its metric names)."""
     n = len(texts)
     if not query.strip() or n == 0:
         return [0.0] * n
     bm = BM25(texts)
     lex: LexicalScores = bm.score(query)
     qbig = _query_bigrams(query)
-    idents = [t for t in entity_terms(query) if 0 < lex.df.get(t, 0) < n]
+    idents = [t for t in entity_terms(identifiers_from or query) if 0 < lex.df.get(t, 0) < n]
     ident_mass = sum(lex.idf[t] for t in idents)
     phrases = [_norm(p) for p in quoted_phrases(query)]
     qnorm = _norm(query)
@@ -240,7 +243,11 @@ class HybridReranker:
         if not hits:
             return []
         dense = dense_signal(hits, self.config.dense_weights)
-        lexical = lexical_signal(query.text, [h.content() for h in hits], self.config)
+        # A metric's name is no identifier that singles out a chunk ("Free cashflow
+        # conversion": the "free" trials). (A company's name stays one: a filing prints it over
+        # its statements.)
+        names = metric_terms.without_metric_names(query.text)
+        lexical = lexical_signal(query.text, [h.content() for h in hits], self.config, names)
         meta = doc_signal(query.text, hits, self.config.doc_weight)
         table = statement_signal(query.statements, hits, self.config.statement_weight)
         scores = [sum(parts) for parts in zip(dense, lexical, meta, table, strict=True)]

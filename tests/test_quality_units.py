@@ -343,3 +343,12 @@ def _line(text: str) -> object:
     from vistarag.agent.ingest.tables import Cell, Line
 
     return Line(0.0, 10.0, [Cell(text, 40.0, 540.0)])
+
+
+
+def test_metric_and_statement_names_come_out_of_a_question() -> None:
+    from vistarag.agent.metric_terms import without_metric_names
+
+    q = "Was Amazon's FY2017 DPO above its Free Cash Flow? Use the Balance Sheet."
+    assert without_metric_names(q).split() == ["Was", "Amazon's", "FY2017", "above", "its",
+                                               "?", "Use", "the", "."]

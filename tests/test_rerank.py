@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from vistarag.agent import rerank as rr  # noqa: E402
 from vistarag.agent.lexical import entity_terms, query_terms, tokenize  # noqa: E402
+from vistarag.agent.metric_terms import line_items  # noqa: E402
 from vistarag.agent.rerank import (  # noqa: E402
     CrossEncoderReranker,
     HybridReranker,
@@ -72,6 +73,26 @@ def test_identifier_found_even_when_dense_ranked_it_last() -> None:
     assert out[0].id == "h29"
     out = HybridReranker().rerank(RerankQuery(text='where is "TR3-4471-BLK-L"?'), hits, 5)
     assert out[0].id == "h29"
+
+
+ADOBE_10K = [  # chunks of a filing where "free" is everywhere
+    "A free trial of Premiere Pro is offered to new users for seven days.",
+    "Acrobat Reader is a free app to open PDF documents on any device.",
+    "Net cash provided by operating activities was $7.84 billion for fiscal 2022, compared "
+    "with $7.23 billion for fiscal 2021.",
+    "Purchases of property and equipment were $442 million for fiscal 2022.",
+]
+
+
+def test_a_metrics_name_is_no_identifier(minilm: Any) -> None:
+    """The capital F of "Free cashflow conversion" names a metric, not something to find
+    verbatim: the chunks about free trials get no identifier boost for it."""
+    query = "Does Adobe have an improving Free cashflow conversion as of FY2022?"
+    hits = retrieve(minilm, query, ADOBE_10K)
+    rerank_text = "\n".join([query, *line_items(query)])  # as the engine reranks
+    out = HybridReranker().rerank(RerankQuery(text=rerank_text), hits, len(hits))
+    lexical = {h.id: h.extra["rerank"]["lexical"] for h in out}
+    assert lexical["d0"] == lexical["d1"] == 0, lexical
 
 
 PROSE = [
