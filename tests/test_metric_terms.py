@@ -88,13 +88,16 @@ def _annual_report(
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     root = tmp_path_factory.mktemp("metrics")
-    report = _annual_report(root / "globex-annual-report.pdf")
+    yield _engine_over(root, _annual_report(root / "globex-annual-report.pdf"))
+    close_all()
+
+
+def _engine_over(root: Path, report: Path) -> Engine:
     settings = Settings(home=root / "home", joint_model="none", synthesizer="extractive",
                         checkpointer="memory", _env_file=None)
     eng = Engine(settings)
     assert eng.ingestor().ingest_paths([report]).count("added") == 1
-    yield eng
-    close_all()
+    return eng
 
 
 def test_metrics_map_to_the_line_items_they_are_computed_from() -> None:
@@ -173,12 +176,7 @@ def filing(tmp_path_factory: pytest.TempPathFactory) -> Engine:
                   "CONSOLIDATED STATEMENTS OF OPERATIONS"],
               "CONSOLIDATED STATEMENTS OF CASH FLOWS": STATEMENTS[
                   "CONSOLIDATED STATEMENTS OF CASH FLOWS"]}
-    report = _annual_report(root / "globex-10k.pdf", prose=[], statements=tables)
-    settings = Settings(home=root / "home", joint_model="none", synthesizer="extractive",
-                        checkpointer="memory", _env_file=None)
-    eng = Engine(settings)
-    assert eng.ingestor().ingest_paths([report]).count("added") == 1
-    yield eng
+    yield _engine_over(root, _annual_report(root / "globex-10k.pdf", prose=[], statements=tables))
     close_all()
 
 
