@@ -3,7 +3,9 @@ sentence or table row that matched and its neighbours.
 
 ``renumber`` rewrites an answer's ``[n]`` markers (n = position in the hit list the answer was
 written from) so the first source cited is [1], the next new one [2], and so on; markers that
-point at no hit are removed. ``best_snippet`` picks what to show of a hit.
+point at no hit are removed; ``Renumberer`` does the same to an answer as it streams, so
+the reader sees the final numbers from the first token. ``best_snippet`` picks what to show of
+a hit.
 """
 
 from __future__ import annotations
