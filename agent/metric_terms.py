@@ -104,10 +104,13 @@ def named_statements(question: str) -> list[str]:
 def titled_as(title: str, statements: list[str]) -> bool:
     """Whether a table's title is that of one of ``statements`` ("CONSOLIDATED STATEMENTS OF
     OPERATIONS" for "income statement"). A sentence introducing a table ("Stock-based costs
-    included in our Consolidated Statements of Income were as follows:") only mentions one."""
+    included in our Consolidated Statements of Income were as follows:") only mentions one, and
+    an index that lists several is none of them."""
     if title.rstrip().endswith(":"):
         return False
-    return any(st.name in statements and st.titles.search(title) for st in STATEMENTS)
+    titled = [st.name for st in STATEMENTS if st.titles.search(title)]
+    # (a list of several, such as the index to the financial statements, is none of them)
+    return len(titled) == 1 and titled[0] in statements
 
 
 def line_items(question: str) -> list[str]:

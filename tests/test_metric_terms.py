@@ -204,5 +204,10 @@ def test_statement_titles_are_read_from_table_chunks_only() -> None:
     lead_in = ("Stock-based compensation costs included in our Consolidated Statements of "
                "Income were as follows:\nColumns: 2022 | 2023\nCost of revenue: ...")
     assert not titled_as(chunk_title(lead_in), ["income statement"])
+    plain = "Table of Contents\nACME INC.\nCONSOLIDATED BALANCE SHEETS\n(In millions)\nCash 1,050"
+    assert titled_as(chunk_title(plain), ["balance sheet"])  # a page's text, not a table chunk
+    index = ("INDEX TO CONSOLIDATED FINANCIAL STATEMENTS\nConsolidated Statements of Operations"
+             "\nConsolidated Balance Sheets\nConsolidated Statements of Cash Flows")
+    assert not titled_as(chunk_title(index), ["balance sheet"])  # it lists them all
     prose = "See the consolidated statements of operations in Item 8 for net sales by segment."
     assert chunk_title(prose) == "" and not titled_as(chunk_title(prose), ["income statement"])

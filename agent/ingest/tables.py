@@ -387,12 +387,28 @@ def _title(lines: list[Line], above: int) -> str:
 
 
 def chunk_title(text: str) -> str:
-    """The title of a table chunk (``table_chunks``: the lines above its "Columns:" line); ""
-    for any other text."""
+    """The title of a chunk: for a table chunk (``table_chunks``) the lines above its
+    "Columns:" line; for other text the short heading lines it opens with ("ADOBE INC." /
+    "CONSOLIDATED STATEMENTS OF INCOME" / "(In millions)"), "" when it opens with a sentence."""
     head, sep, _ = text.partition(f"\n{COLUMNS_PREFIX}")
-    if not sep:
-        return ""
-    return head if len(head) <= 300 else ""
+    if sep:
+        return head if len(head) <= 300 else ""
+    heads: list[str] = []
+    for line in text.split("\n")[:HEADING_LINES + 2]:
+        line = line.strip()
+        if not line or _TITLE_SKIP.match(line):
+            continue
+        sentence = line.endswith((".", ":", ";", ",")) and len(line.split()) > 3
+        if len(line) > 80 or sentence or _DIGITS.search(line):  # ("ADOBE INC." is a heading)
+            break
+        heads.append(line)
+        if len(heads) == HEADING_LINES:
+            break
+    return " ".join(heads)
+
+
+HEADING_LINES = 3
+_DIGITS = re.compile(r"\d{3}")  # a figure: a data line, not a heading
 
 
 def table_chunks(tables: Sequence[Table], max_chars: int) -> list[tuple[str, tuple]]:
