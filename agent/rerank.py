@@ -147,10 +147,12 @@ def _norm(text: str) -> str:
 
 
 def lexical_signal(
-    query: str, texts: Sequence[str], cfg: HybridConfig, identifiers_from: str | None = None
+    query: str, texts: Sequence[str], cfg: HybridConfig, identifiers_from: str | None = None,
+    heading_only: frozenset[str] = frozenset(),
 ) -> list[float]:
     """Per-hit lexical evidence in z-units; 0 where the lexical evidence is uninformative.
-    Identifiers are read from ``identifiers_from`` (the query less its metric names)."""
+    Identifiers are read from ``identifiers_from`` (the query less its metric names); those in
+    ``heading_only`` count where a chunk's heading (``chunk_title``) prints them."""
     n = len(texts)
     if not query.strip() or n == 0:
         return [0.0] * n
@@ -173,7 +175,9 @@ def lexical_signal(
             s += cfg.phrase_weight * gate * len(qbig & doc.bigrams) / len(qbig)
         s *= cfg.lexical_weight
         if ident_mass:
-            s += cfg.identifier_boost * sum(lex.idf[t] for t in idents if t in doc.tf) / ident_mass
+            heading = analyze(chunk_title(text)).tf if heading_only else doc.tf
+            found = [t for t in idents if t in (heading if t in heading_only else doc.tf)]
+            s += cfg.identifier_boost * sum(lex.idf[t] for t in found) / ident_mass
         if (phrases or verbatim) and _exact(text, phrases, qnorm if verbatim else None):
             s += cfg.exact_boost
         out.append(s)
@@ -202,6 +206,14 @@ def _contains(text: str, needle: str) -> bool:
             return True
         start = text.find(needle, start + 1)
     return False
+
+
+def company_terms(query: str, hits: Sequence[Hit]) -> frozenset[str]:
+    """The terms of the company names the query uses, of the candidates' companies."""
+    metas = [m for h in hits if isinstance(m := h.extra.get("doc"), dict)]
+    keys = {k for m in metas for k in docmeta.doc_keys(m)}
+    named = docmeta.parse_query(query, keys).companies if metas else set()
+    return frozenset(analyze(" ".join(named)).tf)
 
 
 def doc_signal(query: str, hits: Sequence[Hit], weight: float) -> list[float]:
@@ -244,10 +256,12 @@ class HybridReranker:
             return []
         dense = dense_signal(hits, self.config.dense_weights)
         # A metric's name is no identifier that singles out a chunk ("Free cashflow
-        # conversion": the "free" trials). (A company's name stays one: a filing prints it over
-        # its statements.)
+        # conversion": the "free" trials). A company's name is one only in a heading: a filing
+        # prints it over its statements, and in its prose and rows everywhere ("Best Buy"
+        # stores, "Adobe Premiere Pro").
         names = metric_terms.without_metric_names(query.text)
-        lexical = lexical_signal(query.text, [h.content() for h in hits], self.config, names)
+        lexical = lexical_signal(query.text, [h.content() for h in hits], self.config, names,
+                                 company_terms(query.text, hits))
         meta = doc_signal(query.text, hits, self.config.doc_weight)
         table = statement_signal(query.statements, hits, self.config.statement_weight)
         scores = [sum(parts) for parts in zip(dense, lexical, meta, table, strict=True)]

@@ -310,3 +310,22 @@ def test_cross_encoder_image_only_query_on_text_model_falls_back(tiny_cross_enco
         RerankQuery(text="", image_refs=["q.png"]), hits, 2
     )
     assert [h.id for h in out] == ["b", "a"]  # the joint (image) similarity decides
+
+
+def test_the_company_name_is_an_identifier_only_in_a_heading() -> None:
+    """A filing prints its company's name over its statements ("BEST BUY CO., INC." /
+    "CONSOLIDATED BALANCE SHEETS") and in rows and prose everywhere ("Best Buy" stores): only
+    the heading counts as finding the name."""
+    meta = {"company": "Best Buy Co., Inc.", "ticker": "BBY"}
+    texts = {
+        "rows": "Stores open at the end of the quarter were as follows:\nColumns: 2024 | 2023\n"
+                "Best Buy: 2024 = 907; 2023 = 930\nOutlet Centers: 2024 = 20; 2023 = 18",
+        "statement": "BEST BUY CO., INC.\nCONSOLIDATED BALANCE SHEETS\nColumns: 2024 | 2023\n"
+                     "Cash and cash equivalents: 2024 = 1,093; 2023 = 1,874",
+        "prose": "Domestic revenue fell 7% on lower comparable sales across categories.",
+    }
+    hits = [Hit(id=k, score=0.5, modality="text", doc_id="bby", source="bby.pdf", text=t,
+                extra={"dense": {"text": 0.5}, "doc": meta}) for k, t in texts.items()]
+    out = HybridReranker().rerank(RerankQuery(text="Best Buy in 2024"), hits, 3)
+    lexical = {h.id: h.extra["rerank"]["lexical"] for h in out}
+    assert lexical["statement"] > lexical["rows"] + 1.0, lexical
