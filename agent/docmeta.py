@@ -340,6 +340,18 @@ def parse_query(text: str, company_keys_known: Iterable[str] = ()) -> QueryScope
     return scope
 
 
+_QUARTER_WORDS = {1: "first", 2: "second", 3: "third", 4: "fourth"}
+
+
+def period_words(question: str) -> str:
+    """A question's periods in the words filings print them: "Q2 FY2024" -> "second quarter
+    fiscal 2024" (a statement's column says "Second Quarter", not "Q2")."""
+    words = [f"{_QUARTER_WORDS[int(m.group(1))]} quarter"
+             for m in _Q_QUARTER.finditer(question) if m.group(1)]
+    words += [f"fiscal {_two_digit(m.group(1))}" for m in _Q_FY.finditer(question)]
+    return " ".join(dict.fromkeys(words))
+
+
 def doc_keys(meta: Mapping[str, Any]) -> list[str]:
     return company_keys(str(meta.get("company") or ""), str(meta.get("ticker") or ""))
 

@@ -313,3 +313,17 @@ def test_a_heading_is_quoted_with_the_sentence_under_it() -> None:
     quotes = _quotes(ExtractiveSynthesizer().synthesize(request).answer)
     assert quotes[0] == '- "Region-based segmentation" [1]', quotes
     assert quotes[1].startswith('- "Let us first determine markers of the coins'), quotes
+
+
+def test_a_quarter_asked_as_q2_matches_rows_that_say_second_quarter() -> None:
+    """Users write "Q2 FY2024"; filings print "Second Quarter" and "fiscal 2024"."""
+    from vistarag.agent.docmeta import period_words
+
+    assert period_words("stores at the end of Q2 FY24?") == "second quarter fiscal 2024"
+    rows = ("First quarter: Total stores at end of quarter = 966\n"
+            "Second quarter: Total stores at end of quarter = 969\n"
+            "Third quarter: Total stores at end of quarter = 971")
+    request = SynthesisRequest(question="How many total stores were there at the end of Q2?",
+                               hits=[text_hit(1, rows, page=17)])
+    quotes = _quotes(ExtractiveSynthesizer().synthesize(request).answer)
+    assert quotes[0].startswith('- "Second quarter: Total stores at end of quarter = 969'), quotes

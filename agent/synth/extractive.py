@@ -429,9 +429,11 @@ def _company_keys(hits: list[Hit]) -> set[str]:
 
 
 def _asked(request: SynthesisRequest) -> str:
-    """The question, then the line items of any metric it names ("operating margin":
-    "operating income ... net sales"), whose rows hold the figures the metric is computed from."""
-    return " ".join([request.matched_text, *line_items(request.matched_text)])
+    """The question, its periods as filings print them ("Q2" -> "second quarter"), then the
+    line items of any metric it names ("operating margin": "operating income ... net sales"),
+    whose rows hold the figures the metric is computed from."""
+    text = request.matched_text
+    return " ".join([text, docmeta.period_words(text), *line_items(text)])
 
 
 def _asked_terms(request: SynthesisRequest) -> set[str]:
