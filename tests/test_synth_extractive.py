@@ -327,3 +327,23 @@ def test_a_quarter_asked_as_q2_matches_rows_that_say_second_quarter() -> None:
                                hits=[text_hit(1, rows, page=17)])
     quotes = _quotes(ExtractiveSynthesizer().synthesize(request).answer)
     assert quotes[0].startswith('- "Second quarter: Total stores at end of quarter = 969'), quotes
+
+
+def test_a_row_reads_with_its_tables_title_and_a_period_alone_is_no_answer() -> None:
+    """The rows of "Stores open at the end of the second quarter of fiscal 2024 were as
+    follows:" answer a question in those words although each row only says "Total: ... = 969";
+    a sentence that shares nothing but the period ("... in the second quarter of fiscal 2024")
+    is not quoted after them."""
+    table = ("Stores open at the end of the second quarter of fiscal 2024 were as follows:\n"
+             "Columns: Stores at Beginning | Stores Opened | Stores at End\n"
+             "Outlet: Stores at Beginning = 20; Stores Opened = 1; Stores at End = 21\n"
+             "Total: Stores at Beginning = 966; Stores Opened = 5; Stores at End = 969")
+    prose = ("We plan to close 20 to 30 stores by the end of fiscal 2024.\n"
+             "Online revenue of $2.8 billion in the second quarter of fiscal 2024 decreased "
+             "7.1% on a comparable basis.")
+    request = SynthesisRequest(
+        question="How many stores were open at the end of Q2 of fiscal 2024?",
+        hits=[text_hit(1, prose, doc="mdna", page=15), text_hit(2, table, page=17)])
+    quotes = _quotes(ExtractiveSynthesizer().synthesize(request).answer)
+    assert quotes[0].startswith('- "Total: Stores at Beginning = 966'), quotes
+    assert not any("Online revenue" in q for q in quotes), quotes

@@ -211,15 +211,16 @@ class ExtractiveSynthesizer:
 
     def _candidates(self, request: SynthesisRequest) -> list[_Candidate]:
         companies = _company_keys(request.hits)
-        q_terms = _without_company(terms(request.matched_text), companies)
+        asked = f"{request.matched_text} {docmeta.period_words(request.matched_text)}"
+        q_terms = _without_company(terms(asked), companies)
         texts: list[tuple[int, str]] = [(0, t) for t in request.user_image_text if t.strip()]
         for n, hit in enumerate(request.hits, start=1):
             # the hit's own text, and the same evidence's other texts (rows of its table)
             texts.append((n, "\n".join([_without_title(hit), *hit.extra.get("merged_texts", [])])))
         rows = [
-            (rank, n, order, sentence, terms(sentence), _row_label(sentence))
+            (rank, n, order, sentence, terms(sentence), _row_label(sentence), context)
             for rank, (n, text) in enumerate(texts)
-            for order, sentence in enumerate(sentences(text))
+            for order, (sentence, context) in enumerate(_in_context(sentences(text)))
             if not _INJECTION.search(sentence) and not sentence.startswith(COLUMNS_PREFIX)
         ]
         # Rare terms count more than ones found in every sentence (a light IDF).
@@ -234,11 +235,13 @@ class ExtractiveSynthesizer:
         labels = {row[5] for row in rows} - {""}
         names_a_row = any(_names(named, label, companies) for label in labels)
         out = []
-        for rank, n, order, sentence, s_terms, label in rows:
+        for rank, n, order, sentence, s_terms, label, context in rows:
             common = q_terms & s_terms
             score = sum(weight(t) for t in common)
             if common:  # denser sentences win among equals
                 score += len(common) / (len(s_terms) + 1)
+            if label:  # a row also means what its table's title and columns say, if less so
+                score += CONTEXT_WEIGHT * sum(weight(t) for t in (q_terms & context) - common)
             if label and _names(named, label, companies):
                 # A table row whose line item the question names ("operating income"), or
                 # a metric it names is computed from ("operating margin": "net sales"), holds
@@ -407,6 +410,26 @@ def _with_continuations(
     return out
 
 
+CONTEXT_WEIGHT = 0.5
+"""What a question term found only in a row's table title or column headers is worth."""
+
+
+def _in_context(lines: list[str]) -> list[tuple[str, set[str]]]:
+    """Each sentence with the terms of the table it is a row of: the "Columns: ..." line above
+    it and the title right above that ("Domestic segment stores open at the end of the second
+    quarters of fiscal 2024 and 2023 were as follows:"); an empty set outside tables."""
+    out: list[tuple[str, set[str]]] = []
+    context: set[str] = set()
+    for i, line in enumerate(lines):
+        if line.startswith(COLUMNS_PREFIX):
+            title = lines[i - 1] if i and not _row_label(lines[i - 1]) else ""
+            context = terms(f"{title} {line.removeprefix(COLUMNS_PREFIX)}")
+        elif not _row_label(line):
+            context = set() if not line.endswith(":") else context
+        out.append((line, context))
+    return out
+
+
 def _parallel_row(cand: _Candidate, chosen: list[_Candidate]) -> bool:
     """The same line item from another source: the Total of another segment's table, or net
     income in another company's filing. Its words are quoted already, its figures are not."""
@@ -437,8 +460,14 @@ def _asked(request: SynthesisRequest) -> str:
 
 
 def _asked_terms(request: SynthesisRequest) -> set[str]:
-    """The terms of ``_asked``, less the company's name."""
-    return _without_company(terms(_asked(request)), _company_keys(request.hits))
+    """The terms of ``_asked``, less the company's name and the period asked about: those
+    pick the document and the column, and a sentence that only shares them ("... in the second
+    quarter of fiscal 2024") adds nothing to an answer."""
+    text = request.matched_text
+    period = terms(f"{docmeta.period_words(text)} fiscal quarter year") | {
+        str(y) for y in docmeta.parse_query(text).years}
+    asked = _without_company(terms(_asked(request)), _company_keys(request.hits))
+    return (asked - period) or asked
 
 
 def _without_company(asked: set[str], companies: set[str]) -> set[str]:
