@@ -425,7 +425,7 @@ def _in_context(lines: list[str]) -> list[tuple[str, set[str]]]:
             title = lines[i - 1] if i and not _row_label(lines[i - 1]) else ""
             context = terms(f"{title} {line.removeprefix(COLUMNS_PREFIX)}")
         elif not _row_label(line):
-            context = set() if not line.endswith(":") else context
+            context = set()
         out.append((line, context))
     return out
 
