@@ -148,11 +148,12 @@ def _norm(text: str) -> str:
 
 def lexical_signal(
     query: str, texts: Sequence[str], cfg: HybridConfig, identifiers_from: str | None = None,
-    heading_only: frozenset[str] = frozenset(),
+    heading_only: frozenset[str] = frozenset(), headings: Sequence[str] = (),
 ) -> list[float]:
     """Per-hit lexical evidence in z-units; 0 where the lexical evidence is uninformative.
     Identifiers are read from ``identifiers_from`` (the query less its metric names); those in
-    ``heading_only`` count where a chunk's heading (``chunk_title``) prints them."""
+    ``heading_only`` count where a text's heading (``headings``, by ``chunk_title``) prints
+    them."""
     n = len(texts)
     if not query.strip() or n == 0:
         return [0.0] * n
@@ -175,7 +176,7 @@ def lexical_signal(
             s += cfg.phrase_weight * gate * len(qbig & doc.bigrams) / len(qbig)
         s *= cfg.lexical_weight
         if ident_mass:
-            heading = analyze(chunk_title(text)).tf if heading_only else doc.tf
+            heading = analyze(headings[i]).tf if heading_only else doc.tf
             found = [t for t in idents if t in (heading if t in heading_only else doc.tf)]
             s += cfg.identifier_boost * sum(lex.idf[t] for t in found) / ident_mass
         if (phrases or verbatim) and _exact(text, phrases, qnorm if verbatim else None):
@@ -229,16 +230,15 @@ def doc_signal(query: str, hits: Sequence[Hit], weight: float) -> list[float]:
     return [weight * docmeta.match(scope, m) for m in metas]
 
 
-def statement_signal(statements: Sequence[str], hits: Sequence[Hit], weight: float) -> list[float]:
-    """``weight`` for a table chunk titled as a statement the question names: "income
-    statement" asks for the table titled "CONSOLIDATED STATEMENTS OF OPERATIONS", not for the
-    prose that mentions it or the cash-flow statement beside it."""
+def statement_signal(
+    statements: Sequence[str], titles: Sequence[str], weight: float
+) -> list[float]:
+    """``weight`` for a chunk titled (``chunk_title``) as a statement the question names:
+    "income statement" asks for the table titled "CONSOLIDATED STATEMENTS OF OPERATIONS", not
+    for the prose that mentions it or the cash-flow statement beside it."""
     if not statements:
-        return [0.0] * len(hits)
-    return [
-        weight if metric_terms.titled_as(chunk_title(h.content()), list(statements)) else 0.0
-        for h in hits
-    ]
+        return [0.0] * len(titles)
+    return [weight if metric_terms.titled_as(t, list(statements)) else 0.0 for t in titles]
 
 
 class HybridReranker:
@@ -260,10 +260,12 @@ class HybridReranker:
         # prints it over its statements, and in its prose and rows everywhere ("Best Buy"
         # stores, "Adobe Premiere Pro").
         names = metric_terms.without_metric_names(query.text)
-        lexical = lexical_signal(query.text, [h.content() for h in hits], self.config, names,
-                                 company_terms(query.text, hits))
+        texts = [h.content() for h in hits]
+        titles = [chunk_title(t) for t in texts]  # read once: headings and statement titles
+        lexical = lexical_signal(query.text, texts, self.config, names,
+                                 company_terms(query.text, hits), titles)
         meta = doc_signal(query.text, hits, self.config.doc_weight)
-        table = statement_signal(query.statements, hits, self.config.statement_weight)
+        table = statement_signal(query.statements, titles, self.config.statement_weight)
         scores = [sum(parts) for parts in zip(dense, lexical, meta, table, strict=True)]
         parts = [
             {"dense": round(d, 4), "lexical": round(x, 4), "doc": round(m, 4),
