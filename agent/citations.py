@@ -29,7 +29,8 @@ _STOP = frozenset(_STOP_TEXT.split())
 SNIPPET_CHARS = 320
 
 
-def _numbers(group: str) -> list[int]:
+def marker_numbers(group: str) -> list[int]:
+    """The numbers of one marker's inside ("1, 3", "2-4": a range of at most 50)."""
     out: list[int] = []
     for part in re.split(r"\s*[,;]\s*", group):
         bounds = re.split(r"\s*[-\u2013]\s*", part)
@@ -82,7 +83,7 @@ class Renumberer:
 
     def _marker(self, group: str) -> str:
         new: list[int] = []
-        for n in _numbers(group):
+        for n in marker_numbers(group):
             if n < 1 or (self.limit is not None and n > self.limit):
                 self.dropped = True
                 continue
@@ -92,6 +93,11 @@ class Renumberer:
             if self.mapping[n] not in new:
                 new.append(self.mapping[n])
         return "[" + ", ".join(str(n) for n in sorted(new)) + "]" if new else ""
+
+
+def marker_groups(text: str) -> list[str]:
+    """The inside of each ``[n]`` marker in ``text``, in order ("[1, 3]" -> "1, 3")."""
+    return [m.group(1) for m in _MARKER.finditer(text)]
 
 
 _OPEN_MARKER = re.compile(r"\[[\d\s,;\-\u2013]*$")

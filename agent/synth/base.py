@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from vistarag.agent.citations import renumber
+from vistarag.agent.citations import marker_groups, marker_numbers, renumber
 from vistarag.agent.types import Citation, Hit
 
 TokenCallback = Callable[[str], None]
@@ -57,25 +56,11 @@ class Synthesizer(Protocol):
     ) -> SynthesisResult: ...
 
 
-# "[3]", "[1, 2]", "[1;2]", "[2-4]" (a range); adjacent markers "[1][2]" match one by one.
-_MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|[-\u2013])\s*\d+)*)\s*\]")
-_MAX_RANGE = 50
-
-
 def cited_numbers(answer: str) -> list[int]:
-    """Source numbers cited in ``answer``, in order of first appearance, without repeats."""
-    seen: dict[int, None] = {}
-    for match in _MARKER.finditer(answer):
-        for part in re.split(r"\s*[,;]\s*", match.group(1)):
-            bounds = re.split(r"\s*[-\u2013]\s*", part)
-            if len(bounds) == 2:
-                lo, hi = int(bounds[0]), int(bounds[1])
-                numbers = range(lo, hi + 1) if 0 <= hi - lo <= _MAX_RANGE else []
-            else:
-                numbers = [int(bounds[0])]
-            for n in numbers:
-                seen.setdefault(n, None)
-    return list(seen)
+    """Source numbers cited in ``answer`` ("[3]", "[1, 2]", "[1;2]", "[2-4]"), in order of first
+    appearance, without repeats."""
+    numbers = (n for group in marker_groups(answer) for n in marker_numbers(group))
+    return list(dict.fromkeys(numbers))
 
 
 def parse_citations(answer: str, hits: list[Hit]) -> list[Citation]:
