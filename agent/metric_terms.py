@@ -27,8 +27,13 @@ class Metric:
     line_items: str
 
 
+def _words(alternatives: str) -> re.Pattern[str]:
+    """Any of ``alternatives`` as whole words, in any case."""
+    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
+
+
 def _metric(names: str, line_items: str) -> Metric:
-    return Metric(re.compile(rf"\b(?:{names})\b", re.IGNORECASE), line_items)
+    return Metric(_words(names), line_items)
 
 
 METRICS: tuple[Metric, ...] = (
@@ -74,8 +79,7 @@ class Statement:
 
 
 def _statement(name: str, asked: str, titles: str, line_items: str) -> Statement:
-    return Statement(name, re.compile(rf"\b(?:{asked})\b", re.IGNORECASE),
-                     re.compile(rf"\b(?:{titles})\b", re.IGNORECASE), line_items)
+    return Statement(name, _words(asked), _words(titles), line_items)
 
 
 STATEMENTS: tuple[Statement, ...] = (
@@ -109,7 +113,6 @@ def titled_as(title: str, statements: list[str]) -> bool:
     if title.rstrip().endswith(":"):
         return False
     titled = [st.name for st in STATEMENTS if st.titles.search(title)]
-    # (a list of several, such as the index to the financial statements, is none of them)
     return len(titled) == 1 and titled[0] in statements
 
 

@@ -386,6 +386,10 @@ def _title(lines: list[Line], above: int) -> str:
     return " ".join(picked)
 
 
+HEADING_LINES = 3
+_DIGITS = re.compile(r"\d{3}")  # a figure: a data line, not a heading
+
+
 def chunk_title(text: str) -> str:
     """The title of a chunk: for a table chunk (``table_chunks``) the lines above its
     "Columns:" line; for other text the short heading lines it opens with ("ADOBE INC." /
@@ -405,10 +409,6 @@ def chunk_title(text: str) -> str:
         if len(heads) == HEADING_LINES:
             break
     return " ".join(heads)
-
-
-HEADING_LINES = 3
-_DIGITS = re.compile(r"\d{3}")  # a figure: a data line, not a heading
 
 
 def table_chunks(tables: Sequence[Table], max_chars: int) -> list[tuple[str, tuple]]:
