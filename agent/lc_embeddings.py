@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from langchain_core.embeddings import Embeddings
 
-from vistarag.agent.embeddings import SentenceEmbedder, load_joint_embedder, load_text_embedder
+from vistarag.agent.embeddings import SentenceEmbedder, load_joint_embedder
 from vistarag.agent.errors import VistaRAGError
+from vistarag.agent.models import Models
+from vistarag.agent.onnx_text import OnnxTextEncoder
 from vistarag.agent.settings import Settings
 
 
 class SentenceEmbeddings(Embeddings):
     """LangChain embeddings over a VistaRAG embedder (text inputs; normalised vectors)."""
 
-    def __init__(self, embedder: SentenceEmbedder) -> None:
+    def __init__(self, embedder: SentenceEmbedder | OnnxTextEncoder) -> None:
         self.embedder = embedder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -23,9 +25,9 @@ class SentenceEmbeddings(Embeddings):
 
 
 def text_embeddings(settings: Settings | None = None) -> SentenceEmbeddings:
-    """The text space (packaged MiniLM by default) as LangChain ``Embeddings``."""
-    s = settings or Settings()
-    return SentenceEmbeddings(load_text_embedder(s.text_model, s.device))
+    """The text space (packaged MiniLM by default, on ``Settings.text_backend``) as LangChain
+    ``Embeddings``: the vectors ingestion stores."""
+    return SentenceEmbeddings(Models(settings or Settings()).text_encoder)
 
 
 def joint_embeddings(settings: Settings | None = None) -> SentenceEmbeddings:

@@ -25,50 +25,50 @@ log = logging.getLogger(__name__)
 class Models:
     """Lazy access to the configured models; each loads once per process.
 
-    Nothing heavy is imported until a model is used: sentence-transformers, transformers and
-    torch load with the first ``text`` or ``joint`` access, RapidOCR with the first ``ocr``.
+    Nothing heavy is imported until a model is used: onnxruntime with the first
+    ``text_encoder`` access (sentence-transformers, transformers and torch too when the ONNX
+    export is still to be made), sentence-transformers with ``text`` or ``joint``, RapidOCR
+    with the first ``ocr``.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._query_text: SentenceEmbedder | OnnxTextEncoder | None = None
-        self._query_text_lock = threading.Lock()
+        self._text_encoder: SentenceEmbedder | OnnxTextEncoder | None = None
+        self._text_encoder_lock = threading.Lock()
 
     @cached_property
     def text(self) -> SentenceEmbedder:
+        """The text model in sentence-transformers (torch); what the ONNX exports are made of."""
         return load_text_embedder(self.settings.text_model, self.settings.device)
 
     @property
-    def query_text(self) -> SentenceEmbedder | OnnxTextEncoder:
-        """The text-space encoder for queries: the ONNX export of the text model when there is
-        an up-to-date one (no torch import), else the sentence-transformers model itself.
-        Loaded once; a caller arriving while another thread loads it waits for that load."""
-        with self._query_text_lock:
-            if self._query_text is None:
-                self._query_text = self._load_query_text()
-            return self._query_text
+    def text_encoder(self) -> SentenceEmbedder | OnnxTextEncoder:
+        """What encodes text documents and queries, per ``Settings.text_backend``: an ONNX
+        export of the text model (made on first use, then loaded without torch) or the
+        sentence-transformers model itself. Loaded once; a caller arriving while another
+        thread loads it waits for that load."""
+        with self._text_encoder_lock:
+            if self._text_encoder is None:
+                self._text_encoder = self._load_text_encoder()
+            return self._text_encoder
 
-    def _load_query_text(self) -> SentenceEmbedder | OnnxTextEncoder:
+    def _load_text_encoder(self) -> SentenceEmbedder | OnnxTextEncoder:
         s = self.settings
-        if s.fast_query_encoder and "text" not in self.__dict__:
-            fast = onnx_text.load(s.text_model, resolve_text_model(s.text_model), s.model_cache)
-            if fast is not None:
-                return fast
-        return self.text
+        if s.text_backend == "torch" or (s.device or "cpu") != "cpu":
+            return self.text
+        int8 = s.text_backend == "onnx-int8"
+        model_dir = resolve_text_model(s.text_model)
+        encoder = onnx_text.load(s.text_model, model_dir, s.model_cache, int8)
+        if encoder is None and onnx_text.export(self.text.model, model_dir, s.model_cache, int8):
+            encoder = onnx_text.load(s.text_model, model_dir, s.model_cache, int8)
+        return encoder or self.text
 
-    def load_query_encoder_in_background(self) -> None:
-        """Start loading the query encoder on a thread, so a fresh process opens its index
+    def load_text_encoder_in_background(self) -> None:
+        """Start loading the text encoder on a thread, so a fresh process opens its index
         meanwhile (ONNX Runtime builds its session outside the GIL: a `search` starts 0.1-0.4 s
         sooner)."""
-        if self._query_text is None:
-            threading.Thread(target=lambda: self.query_text, daemon=True).start()
-
-    def prepare_query_encoder(self) -> None:
-        """Export the loaded text model for fast query encoding, once per model (see
-        ``onnx_text``); a no-op when it is not loaded, exported already, or cannot be."""
-        s = self.settings
-        if s.fast_query_encoder and "text" in self.__dict__:
-            onnx_text.export(self.text.model, resolve_text_model(s.text_model), s.model_cache)
+        if self._text_encoder is None:
+            threading.Thread(target=lambda: self.text_encoder, daemon=True).start()
 
     @cached_property
     def joint(self) -> SentenceEmbedder | None:
@@ -105,7 +105,7 @@ class Models:
         joint = self.joint
         return {
             "text_model": self.settings.text_model,
-            "text_dim": self.query_text.dim,  # the same model's, without loading torch
+            "text_dim": self.text_encoder.dim,
             "joint_model": joint.name if joint else TEXT_BRIDGE,
             "joint_dim": joint.dim if joint else 0,
         }

@@ -53,7 +53,7 @@ def encode_query(
     items = line_items(text)
     texts += items
     if texts:
-        vectors.text = list(models.query_text.encode_query(texts))
+        vectors.text = list(models.text_encoder.encode_query(texts))
         lexical = query_vector("\n".join([text, *image_text, *items]))
         if lexical is not None:
             vectors.lexical = [lexical]

@@ -66,7 +66,7 @@ def find_data(arg: Path | None) -> Path:
 
 
 def ingest(engine: Engine, folder: Path) -> dict[str, float]:
-    engine.models.text.encode_document(["warm up"])  # load outside the timing
+    engine.models.text_encoder.encode_document(["warm up"])  # load outside the timing
     files = sorted(folder.glob("*.pdf"))
     started = time.perf_counter()
     report = engine.ingestor().ingest_paths(files)

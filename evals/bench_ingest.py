@@ -123,7 +123,7 @@ def warm_up(engine: Engine) -> float:
 
     started = time.perf_counter()
     models = engine.models
-    models.text.encode_document(["warm up"])
+    models.text_encoder.encode_document(["warm up"])
     probe = Image.new("RGB", (320, 80), "white")
     ImageDraw.Draw(probe).text((10, 30), "warm up 123", fill="black")
     models.ocr.read(probe)

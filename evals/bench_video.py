@@ -138,7 +138,7 @@ def main() -> None:
 
     started = time.perf_counter()
     warm = Engine(settings_for(work / "warm", True))
-    warm.models.text.encode_document(["warm up"])
+    warm.models.text_encoder.encode_document(["warm up"])
     from PIL import Image
 
     warm.models.ocr.read(Image.new("RGB", (320, 100), "white"))

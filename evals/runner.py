@@ -302,7 +302,7 @@ def make_judge(settings: Settings, metrics: Sequence[str]) -> tuple[Any, dict[st
 
 def warm_up(engine: Any) -> None:
     """Load the models before the first turn, so turn latencies measure turns, not loading."""
-    engine.models.text  # noqa: B018
+    engine.models.text_encoder  # noqa: B018
     engine.models.joint  # noqa: B018
     engine.models.ocr  # noqa: B018
     engine.reranker  # noqa: B018

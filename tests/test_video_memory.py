@@ -70,7 +70,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
                         checkpointer="memory", page_render_dpi=200, video_transcribe=False,
                         _env_file=None)
     engine = Engine(settings)
-    engine.models.text.encode_document(["warm up"])
+    engine.models.text_encoder.encode_document(["warm up"])
     engine.models.ocr.read(Image.new("RGB", (320, 100), "white"))  # its arenas, once
     yield engine
     close_all()

@@ -26,7 +26,7 @@ def as_vectorstore(engine: Engine | None = None, kb: str | None = None) -> Qdran
     return QdrantVectorStore(
         client=base.client,
         collection_name=base.collection,
-        embedding=SentenceEmbeddings(engine.models.text),
+        embedding=SentenceEmbeddings(engine.models.text_encoder),
         retrieval_mode=RetrievalMode.DENSE,
         vector_name="text",
         content_payload_key="text",

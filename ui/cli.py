@@ -120,7 +120,7 @@ def ingest(
     engine = _engine(kb)
     try:
         ingestor = engine.ingestor()
-        engine.models.text  # noqa: B018 - load models before the progress bar starts
+        engine.models.text_encoder  # noqa: B018 - load models before the progress bar starts
         engine.models.joint  # noqa: B018
     except VistaRAGError as exc:
         _fail(exc)
@@ -279,7 +279,7 @@ def search(
     """Search a knowledge base by text, by image, or both."""
     engine = _engine(kb)
     if query or batch is not None:
-        engine.models.load_query_encoder_in_background()  # while the index opens
+        engine.models.load_text_encoder_in_background()  # while the index opens
     modality = _modalities(modality)
     try:
         if batch is None and not query and not image:

@@ -157,8 +157,6 @@ class Ingestor:
             report.results.append(result)
             if on_result:
                 on_result(result)
-        if report.count("added", "replaced"):
-            self.models.prepare_query_encoder()  # later searches skip the torch import
         report.seconds = time.perf_counter() - started
         return report
 
@@ -386,7 +384,7 @@ class _BatchWriter:
         if text_idx:
             texts = [units[i].dense_text or units[i].text for i in text_idx]
             with self.timed("embed_text_s"):
-                text_vecs = models_.text.encode_document(
+                text_vecs = models_.text_encoder.encode_document(
                     texts, batch_size=TEXT_BATCH, max_tokens=self.ing.settings.text_max_tokens
                 )
             for i, vec in zip(text_idx, text_vecs, strict=True):

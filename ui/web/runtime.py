@@ -83,7 +83,7 @@ class ChatRuntime:
     def warm_up(self) -> None:
         """Load the models before the first question (in a worker thread)."""
         with contextlib.suppress(Exception):
-            _ = self.engine.models.text
+            _ = self.engine.models.text_encoder
             _ = self.engine.models.joint
             _ = self.engine.reranker
 

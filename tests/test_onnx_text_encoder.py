@@ -1,5 +1,6 @@
-"""The ONNX query encoder: exported by ingestion, the same vectors as sentence-transformers,
-and a fresh search process that never imports torch or sentence-transformers."""
+"""The ONNX text encoder: exported once, the same vectors as sentence-transformers (fp32) or
+close to them (int8), used for documents and queries alike, and a fresh search process that
+never imports torch or sentence-transformers."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_a_fresh_search_process_skips_torch(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, home=home, model_cache=cache, joint_model="none")
     engine = Engine(settings)
     assert engine.ingestor().ingest_paths([doc]).count("added") == 1
-    assert list(cache.glob("*.onnx"))  # ingestion exported the query encoder
+    assert list(cache.glob("*-int8.onnx"))  # ingestion exported the text encoder
     close_all()
     probe = (
         "import sys\n"
@@ -76,7 +77,7 @@ def test_a_fresh_search_process_skips_torch(tmp_path: Path) -> None:
     assert "Rotterdam depot" in hits[0]["text"]
 
 
-def test_the_query_encoder_loads_once_however_many_threads_ask(tmp_path: Path,
+def test_the_text_encoder_loads_once_however_many_threads_ask(tmp_path: Path,
                                                                monkeypatch) -> None:
     """The CLI starts loading it in the background while the index opens; the UI's threads may
     ask at the same time. One load, one encoder, for all of them."""
@@ -94,10 +95,11 @@ def test_the_query_encoder_loads_once_however_many_threads_ask(tmp_path: Path,
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(onnx_text, "load", counted_load)
-    models = Models(Settings(_env_file=None, home=tmp_path / "home", model_cache=cache))
-    models.load_query_encoder_in_background()
+    models = Models(Settings(_env_file=None, home=tmp_path / "home", model_cache=cache,
+                             text_backend="onnx"))
+    models.load_text_encoder_in_background()
     seen = []
-    threads = [threading.Thread(target=lambda: seen.append(models.query_text)) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: seen.append(models.text_encoder)) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -105,3 +107,57 @@ def test_the_query_encoder_loads_once_however_many_threads_ask(tmp_path: Path,
     assert len(loads) == 1
     assert len({id(encoder) for encoder in seen}) == 1
     assert isinstance(seen[0], onnx_text.OnnxTextEncoder)
+
+
+DOCUMENTS = [
+    "Accounts payable increased to $34,616 million at December 31, 2017.",
+    "Net cash provided by operating activities was $18.4 billion in 2017.",
+    "The forklift brake inspection is due every 90 days at the Rotterdam depot.",
+    "x",
+    "Inventories consist of merchandise purchased for resale. " * 40,  # over the token limit
+]
+
+
+def test_int8_export_stays_close_to_the_model_and_batches_like_it(tmp_path: Path) -> None:
+    """int8 weights move vectors a little (cosine >= 0.97 here, 0.993 mean on the filings);
+    batching by length and the per-call token cap give the vectors one text at a time does."""
+    model_dir = resolve_text_model(SPEC)
+    st = load_text_embedder(SPEC)
+    fp32_path = onnx_text.export(st.model, model_dir, tmp_path)
+    int8_path = onnx_text.export(st.model, model_dir, tmp_path, int8=True)
+    assert fp32_path and int8_path and int8_path != fp32_path
+    assert int8_path.stat().st_size < 0.8 * fp32_path.stat().st_size
+    fp32 = onnx_text.load(SPEC, model_dir, tmp_path)
+    int8 = onnx_text.load(SPEC, model_dir, tmp_path, int8=True)
+    assert fp32 is not None and int8 is not None
+    reference = st.encode_document(DOCUMENTS)
+    close = (int8.encode_document(DOCUMENTS) * reference).sum(axis=1)
+    assert np.all(close > 0.97) and close.mean() < 0.99999, close  # close, not the same
+    one_by_one = np.vstack([fp32.encode_document([d], batch_size=1) for d in DOCUMENTS])
+    assert np.allclose(fp32.encode_document(DOCUMENTS, batch_size=2), one_by_one, atol=1e-5)
+    capped = (fp32.encode_document(DOCUMENTS, max_tokens=16)
+              * st.encode_document(DOCUMENTS, max_tokens=16)).sum(axis=1)
+    assert np.all(capped > 0.9999), capped
+    assert not np.allclose(fp32.encode_document(DOCUMENTS[:1], max_tokens=8), reference[:1],
+                           atol=1e-3)
+    assert fp32.encode_document([]).shape == (0, fp32.dim)
+
+
+def test_the_backend_setting_picks_the_encoder_and_exports_once(tmp_path: Path) -> None:
+    from vistarag.agent.models import Models
+
+    def encoder(backend: str):
+        return Models(Settings(_env_file=None, home=tmp_path / "home",
+                               model_cache=tmp_path / "cache", text_backend=backend)).text_encoder
+
+    assert not isinstance(encoder("torch"), onnx_text.OnnxTextEncoder)
+    assert not (tmp_path / "cache").exists()  # torch needs no export
+    first = encoder("onnx-int8")
+    assert isinstance(first, onnx_text.OnnxTextEncoder)
+    exported = sorted((tmp_path / "cache").glob("*.onnx"))
+    assert [p.name.endswith("-int8.onnx") for p in exported] == [True]
+    mtime = exported[0].stat().st_mtime_ns
+    assert isinstance(encoder("onnx-int8"), onnx_text.OnnxTextEncoder)
+    assert exported[0].stat().st_mtime_ns == mtime  # loaded, not exported again
+    assert isinstance(encoder("onnx"), onnx_text.OnnxTextEncoder)
+    assert len(list((tmp_path / "cache").glob("*.onnx"))) == 2
