@@ -1,6 +1,7 @@
 """Content-addressed blob store for images, thumbnails and keyframes.
 
-A blob reference is ``"<sha256>.<ext>"``; files live under ``<home>/blobs/<aa>/<ref>``.
+A blob reference is ``"<sha256>.<ext>"`` (jpg, png; older stores also hold webp); files live
+under ``<home>/blobs/<aa>/<ref>``.
 State and checkpoints carry these references, never image bytes.
 """
 
@@ -60,16 +61,22 @@ class BlobStore:
         return ref
 
     def put_image(self, image: Image.Image, max_side: int | None = None) -> str:
-        """Store an image as WebP (lossless for small/flat images would bloat; quality 90)."""
+        """Store an image: JPEG (quality 88, full-resolution colour, so small coloured text
+        stays legible) unless it has transparency, which PNG keeps. A page render encodes in
+        about 2 ms as JPEG against 28 ms as WebP, which cost a tenth of ingestion time."""
         img = image
         if max_side and max(img.size) > max_side:
             img = img.copy()
             img.thumbnail((max_side, max_side))
-        if img.mode not in ("RGB", "RGBA", "L"):
-            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+        transparent = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
         buf = io.BytesIO()
-        img.save(buf, format="WEBP", quality=90, method=1)  # method 4: 2x the time, 1% smaller
-        return self.put_bytes(buf.getvalue(), "webp")
+        if transparent:
+            img.convert("RGBA").save(buf, format="PNG", compress_level=1)
+            return self.put_bytes(buf.getvalue(), "png")
+        if img.mode not in ("RGB", "L"):
+            img = img.convert("RGB")
+        img.save(buf, format="JPEG", quality=88, subsampling=0)
+        return self.put_bytes(buf.getvalue(), "jpg")
 
     def open_image(self, ref: str) -> Image.Image:
         with Image.open(self.path(ref)) as im:

@@ -20,7 +20,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from vistarag.agent.errors import KnowledgeBaseNotFound, ModelMismatchError, VistaRAGError
-from vistarag.agent.qdrant import get_client, is_local
+from vistarag.agent.qdrant import get_client, is_local, tune_local_storage
 from vistarag.agent.settings import Settings
 from vistarag.agent.sparse import LEXICAL_SCHEME, LEXICAL_VECTOR
 from vistarag.agent.types import Hit
@@ -263,6 +263,7 @@ class KnowledgeBase:
                 "state": state,
             },
         )
+        tune_local_storage(self.client)
         if not is_local(self.client):
             for name in KEYWORD_FIELDS:
                 self.client.create_payload_index(physical, name, models.PayloadSchemaType.KEYWORD)

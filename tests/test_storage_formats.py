@@ -1,0 +1,74 @@
+"""What ingestion writes to disk: image blobs as JPEG (PNG where there is transparency) and
+embedded Qdrant's SQLite files in WAL mode, which survive a killed writer."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from PIL import Image
+
+from vistarag.agent.blobs import BlobStore
+from vistarag.agent.engine import Engine
+from vistarag.agent.qdrant import close_all
+from vistarag.agent.settings import Settings
+
+
+def test_opaque_images_are_jpeg_and_transparent_ones_png(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    page = Image.new("RGB", (1200, 900), "white")
+    page.paste(Image.new("RGB", (300, 40), (200, 30, 30)), (100, 100))
+    ref = blobs.put_image(page, max_side=768)
+    assert ref.endswith(".jpg")
+    stored = blobs.open_image(ref)
+    assert stored.size == (768, 576)
+    assert stored.getpixel((150, 75))[0] > 150  # the red bar survived, where it was
+    logo = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    logo.paste(Image.new("RGBA", (32, 32), (0, 0, 255, 255)), (16, 16))
+    ref = blobs.put_image(logo)
+    assert ref.endswith(".png")
+    stored = blobs.open_image(ref)
+    assert stored.getpixel((0, 0))[3] == 0 and stored.getpixel((32, 32)) == (0, 0, 255, 255)
+    palette = Image.new("P", (32, 32))
+    assert blobs.put_image(palette).endswith(".jpg")
+    assert blobs.put_image(page, max_side=768) == blobs.put_image(page, max_side=768)
+
+
+def _journal_modes(qdrant_dir: Path) -> set[str]:
+    modes = set()
+    for db in qdrant_dir.glob("collection/*/storage.sqlite"):
+        with sqlite3.connect(db) as conn:
+            modes.add(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    return modes
+
+
+def test_embedded_collections_use_wal_and_a_killed_writer_loses_nothing_committed(
+    tmp_path: Path,
+) -> None:
+    doc = tmp_path / "notes.txt"
+    doc.write_text("The forklift brake inspection is due every 90 days at the Rotterdam depot.")
+    settings = Settings(_env_file=None, home=tmp_path / "home", joint_model="none")
+    engine = Engine(settings)
+    assert engine.ingestor().ingest_paths([doc]).count("added") == 1
+    close_all()
+    assert _journal_modes(settings.qdrant_dir) == {"wal"}
+    # A process that ingests a second file, then dies without closing anything.
+    second = tmp_path / "boilers.txt"
+    second.write_text("Boiler pressure valves are replaced every 18 months in Ghent.")
+    script = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from vistarag.agent.engine import Engine
+        from vistarag.agent.settings import Settings
+        settings = Settings(_env_file=None, home=Path({str(settings.home)!r}), joint_model="none")
+        report = Engine(settings).ingestor().ingest_paths([Path({str(second)!r})])
+        assert report.count("added") == 1
+        os._exit(0)  # no close, no checkpoint: the WAL holds the commits
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    engine = Engine(settings)
+    found = {Path(h.source).name for h in engine.find("how often is it replaced", k=5)}
+    assert found == {"notes.txt", "boilers.txt"}
