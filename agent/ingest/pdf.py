@@ -66,17 +66,20 @@ def _render(page: pymupdf.Page, dpi: int, clip: pymupdf.Rect | None = None) -> I
     return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
 
 
-def _text_blocks(page: pymupdf.Page) -> list[Block]:
+def _text_blocks(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) -> list[Block]:
     """Text blocks in reading order, words repaired (ligatures, hyphenation, letter spacing)."""
-    raw = [b for b in page.get_text("blocks", sort=True) if b[6] == 0 and b[4].strip()]
+    raw = [b for b in page.get_text("blocks", sort=True, textpage=textpage)
+           if b[6] == 0 and b[4].strip()]
     vocab = vocabulary(b[4] for b in raw)
     return [Block(repair(text, vocab), (x0, y0, x1, y1)) for x0, y0, x1, y1, text, *_ in raw]
 
 
-def _table_units(page: pymupdf.Page, page_no: int, max_chars: int) -> list[Unit]:
+def _table_units(
+    page: pymupdf.Page, page_no: int, max_chars: int, textpage: pymupdf.TextPage | None = None
+) -> list[Unit]:
     """Tables of a text-layer page as row chunks that keep row labels and column headers."""
     try:
-        words = [(*w[:4], repair(w[4])) for w in page.get_text("words")]
+        words = [(*w[:4], repair(w[4])) for w in page.get_text("words", textpage=textpage)]
         tables = find_tables(lines_from_words(words))
     except Exception:  # a table we cannot read is still in the page's plain text chunks
         return []
@@ -211,7 +214,8 @@ def iter_pdf_pages(
             units: list[Unit] = []
             try:
                 page = doc.load_page(index)
-                blocks = _text_blocks(page)
+                textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_BLOCKS)  # blocks and words
+                blocks = _text_blocks(page, textpage)
                 page_key = f"p{page_no}"
                 page_text = "\n".join(clean(b.text) for b in blocks)
                 if len(page_text) < MIN_TEXT_LAYER_CHARS:
@@ -222,7 +226,7 @@ def iter_pdf_pages(
                     # On a scanned page, what OCR read inside a figure stands in for its text.
                     blocks = [Block(ln.text, tuple(v * scale for v in ln.bbox)) for ln in lines]
                 else:
-                    tables = _table_units(page, page_no, max_chars)
+                    tables = _table_units(page, page_no, max_chars, textpage)
                     for i, chunk in enumerate(pack_blocks(blocks, max_chars)):
                         units.append(
                             Unit(
