@@ -72,3 +72,30 @@ def test_embedded_collections_use_wal_and_a_killed_writer_loses_nothing_committe
     engine = Engine(settings)
     found = {Path(h.source).name for h in engine.find("how often is it replaced", k=5)}
     assert found == {"notes.txt", "boilers.txt"}
+
+
+def test_page_renders_are_made_at_the_stored_size(tmp_path: Path) -> None:
+    """A page is rendered no larger than the thumbnail it is stored as, not resized after."""
+    from collections import Counter
+
+    import pymupdf
+
+    from vistarag.agent.ingest.pdf import iter_pdf_pages
+
+    pdf = tmp_path / "a4.pdf"
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)  # A4 in points
+    page.insert_text((72, 100), "Quarterly revenue rose 12% on strong demand for services. " * 2)
+    doc.save(pdf)
+
+    def page_image(max_side: int | None) -> Image.Image:
+        groups = iter_pdf_pages(pdf, None, 10, 900, 72, [], Counter(),  # type: ignore[arg-type]
+                                max_side=max_side)
+        (image,) = [u.image for g in groups for u in g if u.modality == "page"]
+        assert image is not None
+        return image
+
+    assert page_image(None).size == (595, 842)  # 72 dpi
+    small = page_image(300)
+    assert max(small.size) in (299, 300) and abs(small.size[0] / small.size[1] - 595 / 842) < 0.01
+    assert page_image(2000).size == (595, 842)  # never above render_dpi

@@ -61,8 +61,17 @@ def open_pdf(path: Path, max_pages: int) -> pymupdf.Document:
     return doc
 
 
-def _render(page: pymupdf.Page, dpi: int, clip: pymupdf.Rect | None = None) -> Image.Image:
-    pix = page.get_pixmap(dpi=dpi, clip=clip, alpha=False)
+def _render(
+    page: pymupdf.Page, dpi: float, clip: pymupdf.Rect | None = None,
+    max_side: int | None = None,
+) -> Image.Image:
+    """The page (or ``clip``) at ``dpi``, or smaller where ``max_side`` pixels is reached first:
+    rendering at the stored size costs less than resizing afterwards (6 ms a page)."""
+    rect = clip or page.rect
+    if max_side:
+        dpi = min(dpi, 72.0 * max_side / max(rect.width, rect.height, 1.0))
+    zoom = dpi / 72.0
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), clip=clip, alpha=False)
     return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
 
 
@@ -174,12 +183,14 @@ def _figures(
 
 
 def extract_pdf(
-    path: Path, ocr: RapidOcrEngine, max_pages: int, max_chars: int, render_dpi: int
+    path: Path, ocr: RapidOcrEngine, max_pages: int, max_chars: int, render_dpi: int,
+    max_side: int | None = None,
 ) -> Extraction:
     """All units of a PDF at once (small files, tests); ingestion streams ``iter_pdf_pages``."""
     warnings: list[str] = []
     stats: Counter[str] = Counter()
-    pages = iter_pdf_pages(path, ocr, max_pages, max_chars, render_dpi, warnings, stats)
+    pages = iter_pdf_pages(path, ocr, max_pages, max_chars, render_dpi, warnings, stats,
+                           max_side=max_side)
     units = [unit for group in pages for unit in group]
     return Extraction(units=units, kind="pdf", pages=stats["pages"], warnings=warnings)
 
@@ -190,6 +201,7 @@ def iter_pdf(path: Path, ctx: ExtractContext) -> Iterator[list[Unit]]:
     yield from iter_pdf_pages(
         path, ctx.models.ocr, s.max_pdf_pages, s.chunk_chars, s.page_render_dpi, ctx.warnings,
         ctx.stats, lambda done, total: ctx.progress("pages", done, total),
+        max_side=s.thumbnail_px,
     )
 
 
@@ -202,8 +214,10 @@ def iter_pdf_pages(
     warnings: list[str],
     stats: Counter[str],
     on_page: Callable[[int, int], None] | None = None,
+    max_side: int | None = None,
 ) -> Iterator[list[Unit]]:
-    """The units of a PDF, one page at a time; pages without a text layer are OCRed."""
+    """The units of a PDF, one page at a time; pages without a text layer are OCRed. Page
+    renders are at ``render_dpi``, at most ``max_side`` pixels on their longer side."""
     doc = open_pdf(path, max_pages)
     stats["pages"] = doc.page_count
     title = (doc.metadata or {}).get("title") or ""
@@ -246,7 +260,7 @@ def iter_pdf_pages(
                         modality="page",
                         text=page_text[:1500],
                         text_vector_from=tuple(u.key for u in units if u.modality == "text"),
-                        image=_render(page, render_dpi),
+                        image=_render(page, render_dpi, max_side=max_side),
                         page=page_no,
                         bbox=[round(v, 1) for v in page.rect],
                         payload={"from": "pdf-page"},
