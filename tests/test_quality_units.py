@@ -110,6 +110,34 @@ def test_table_rows_keep_their_label_and_column_headers(tmp_path: Path) -> None:
     assert "Long-term debt: 2018 = 900; 2019 = 850" in text  # the section closed at its total
 
 
+def test_a_signature_block_is_no_table_though_it_lines_up_like_one() -> None:
+    """A filing's signature page ('/s/ NAME' beside 'Date:' and 'By:', under the company's
+    name) is laid out in columns; as a table its heading made it a hit for any question
+    naming the company."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((40, 90), "thereunto duly authorized.", fontsize=9)
+    page.insert_text((330, 110), "ACME WIDGETS, INC.", fontsize=9)
+    page.insert_text((330, 122), "(Registrant)", fontsize=9)
+    for y, (date, name, role) in zip(range(150, 250, 36), [
+        ("Date: September 1, 2023", "/s/ JANE ROE", "Chief Executive Officer"),
+        ("Date: September 1, 2023", "/s/ JOHN DOE", "Chief Financial Officer"),
+        ("Date: September 1, 2023", "/s/ MARY MAJOR", "Chief Accounting Officer"),
+    ], strict=True):
+        page.insert_text((40, y), date, fontsize=9)
+        page.insert_text((330, y), "By:", fontsize=9)
+        page.insert_text((360, y), name, fontsize=9)
+        page.insert_text((360, y + 12), role, fontsize=9)
+    assert find_tables(lines_from_words(page.get_text("words"))) == []
+    figures = doc.new_page(width=612, height=792)  # the same layout with figures is a table
+    for y, (label, value) in zip(range(150, 250, 36), [
+        ("Stores at start of quarter", "908"), ("Stores opened", "12"), ("Stores closed", "1"),
+    ], strict=True):
+        figures.insert_text((40, y), label, fontsize=9)
+        figures.insert_text((360, y), value, fontsize=9)
+    assert len(find_tables(lines_from_words(figures.get_text("words")))) == 1
+
+
 def test_a_units_label_over_year_columns_is_a_header_not_a_row(tmp_path: Path) -> None:
     doc = pymupdf.open()
     page = doc.new_page(width=612, height=792)

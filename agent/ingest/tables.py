@@ -24,6 +24,7 @@ _NUMERIC = re.compile(
     re.I,
 )
 _CURRENCY = {"$", "€", "£", "¥", "%", "(", ")"}
+_SIGNATURE = re.compile(r"\s*/s/", re.I)  # a conformed signature in an electronic filing
 _PERIOD_HINT = re.compile(
     r"(?:19|20)\d\d|\bq[1-4]\b|quarter|months|year|fiscal|ended|december|january|february|march|"
     r"april|may|june|july|august|september|october|november|total|change|%",
@@ -340,6 +341,11 @@ def _build(lines: list[Line], start: int, end: int) -> Table | None:
         rows.append((shown, cells))
         if closes:
             section = ""
+    if any(_SIGNATURE.match(cell) for label, cells in rows for cell in (label, *cells)):
+        # A signature block ("/s/ NAME" beside "Date:" and "By:") lines up like a table, and
+        # its heading prints the company's name, so every question naming the company found
+        # it; its words stay in the page's text chunks.
+        return None
     x0 = min(c.x0 for ln in body for c in ln.cells)
     x1 = max(c.x1 for ln in body for c in ln.cells)
     top = (header_lines[0] if header_lines else body[0]).y0
