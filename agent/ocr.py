@@ -15,6 +15,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from vistarag.agent.charts import chart_readings
+
 log = logging.getLogger(__name__)
 
 
@@ -61,14 +63,17 @@ class RapidOcrEngine:
 
 
 def lines_to_text(lines: list[OcrLine]) -> str:
-    """Join OCR lines into plain text, one line per row of boxes."""
+    """Join OCR lines into plain text, one line per row of boxes; a bar chart's values paired
+    with their categories ("Q1: 410 · Q2: 455 · ...", see ``charts``) make the last line."""
     rows: list[list[OcrLine]] = []
     for line in lines:
         if rows and abs(rows[-1][0].bbox[1] - line.bbox[1]) < 8:
             rows[-1].append(line)
         else:
             rows.append([line])
-    return "\n".join("  ".join(ln.text for ln in row) for row in rows)
+    text = "\n".join("  ".join(ln.text for ln in row) for row in rows)
+    readings = chart_readings(lines)
+    return f"{text}\n{readings}" if readings else text
 
 
 @lru_cache(maxsize=1)

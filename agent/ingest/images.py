@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vistarag.agent.charts import chart_readings
 from vistarag.agent.imaging import flatten, ocr_image, open_image, title_words
 from vistarag.agent.ingest.chunking import Block, pack_blocks
 from vistarag.agent.ingest.units import Extraction, Unit
@@ -24,8 +25,13 @@ def ocr_units(
     page: int | None = None,
     scale: float = 1.0,
 ) -> list[Unit]:
-    """Group OCR lines into text units whose bbox is the region they cover."""
+    """Group OCR lines into text units whose bbox is the region they cover; a bar chart's
+    values paired with their categories (``charts``) come last, boxed by the whole chart."""
     blocks = [Block(ln.text, tuple(v * scale for v in ln.bbox)) for ln in lines]
+    if readings := chart_readings(lines):
+        boxes = [b.bbox for b in blocks]
+        union = tuple(f(v[i] for v in boxes) for i, f in enumerate((min, min, max, max)))
+        blocks.append(Block(readings, union))
     max_chars = max(120, max_chars // 3)  # small regions, so a citation points somewhere useful
     return [
         Unit(
