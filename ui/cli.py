@@ -121,8 +121,11 @@ def ingest(
     engine = _engine(kb)
     try:
         ingestor = engine.ingestor()
-        engine.models.text_encoder  # noqa: B018 - load models before the progress bar starts
-        engine.models.joint  # noqa: B018
+        # Loaded before the progress bar starts; a user's first ingest also exports the text
+        # model to ONNX (about 10 s, once), so say what the wait is.
+        with err.status("loading models (the first run also prepares the text model)"):
+            engine.models.text_encoder  # noqa: B018
+            engine.models.joint  # noqa: B018
     except VistaRAGError as exc:
         _fail(exc)
     from rich.progress import (
