@@ -219,6 +219,8 @@ class OnnxTextEncoder:
         self._tokenizer.no_padding()
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # ORT's worker threads otherwise spin after each run, holding the cores that PDF
+        # extraction and a long-lived UI process need between batches and queries.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
