@@ -62,6 +62,7 @@ def gather_status(settings: Settings, client: QdrantClient) -> dict[str, Any]:
         "knowledge_bases": kbs,
         "models": {
             "text_model": settings.text_model,
+            "text_backend": settings.text_backend,
             "joint_model": settings.joint_model,
             "joint_available": available,
             "joint_status": why,

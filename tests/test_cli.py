@@ -200,6 +200,8 @@ def test_kb_list_stats_delete(cli, tmp_path: Path) -> None:
     assert stats["by_modality"]["page"] == 3
     assert stats["text_model"] == "packaged:all-MiniLM-L6-v2"
     assert stats["joint_model"] == "none (text-bridge)"
+    assert cli.run.json("status", "--json")["models"]["text_backend"] == "onnx-int8"
+    assert "packaged:all-MiniLM-L6-v2 on onnx-int8" in cli.run("status").stdout
     scratch = cli.run.json("kb", "stats", "scratch", "--json")
     assert scratch["documents"] == 2 and scratch["by_modality"] == {"text": 2, "page": 2}
 

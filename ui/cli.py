@@ -477,7 +477,7 @@ def status(as_json: JsonOpt = False) -> None:
         out.print(f"  {escape(kb['name'])}: {plural(kb['points'], 'point')} ({escape(mode)})")
     m = info["models"]
     out.print("[bold]models[/bold]")
-    out.print(f"  text        {escape(m['text_model'])}")
+    out.print(f"  text        {escape(m['text_model'])} on {m['text_backend']}")
     out.print(f"  joint       {escape(m['joint_model'])}: {escape(m['joint_status'])}")
     out.print(f"  reranker    {escape(m['reranker'])}")
     out.print(f"  synthesizer {escape(m['synthesizer'])}")
