@@ -99,3 +99,38 @@ def test_page_renders_are_made_at_the_stored_size(tmp_path: Path) -> None:
     small = page_image(300)
     assert max(small.size) in (299, 300) and abs(small.size[0] / small.size[1] - 595 / 842) < 0.01
     assert page_image(2000).size == (595, 842)  # never above render_dpi
+
+
+def test_text_only_pages_are_rendered_when_first_shown(tmp_path: Path) -> None:
+    """Without a joint model a page whose text layer holds it all is not rendered at ingest:
+    its image is made the first time it is asked for, and never from a file that changed."""
+    import pymupdf
+
+    from vistarag.agent.maintenance import collect_garbage_blobs
+    from vistarag.agent.synth.images import load_encoded
+
+    pdf = tmp_path / "memo.pdf"
+    doc = pymupdf.open()
+    for text in ("The Rotterdam depot inspects forklift brakes every 90 days.",
+                 "Boiler valves in Ghent are replaced every 18 months."):
+        doc.new_page().insert_textbox(pymupdf.Rect(72, 72, 540, 300), text * 4)
+    doc.save(pdf)
+    settings = Settings(_env_file=None, home=tmp_path / "home", joint_model="none")
+    engine = Engine(settings)
+    report = engine.ingestor().ingest_paths([pdf])
+    blobs = engine.blobs
+    assert not list(blobs.root.glob("*/*.jpg"))  # nothing rendered yet
+    assert len(list(blobs.root.glob("*/*.render.json"))) == 2
+    hit = engine.find("forklift brakes", k=1)[0]
+    assert hit.blob and hit.page == 1 and hit.blob in blobs.all_refs()
+    assert collect_garbage_blobs(engine) == 0  # a page still to render is referenced
+    image = blobs.open_image(hit.blob)  # rendered now, at the thumbnail size
+    assert max(image.size) == settings.thumbnail_px
+    assert len(list(blobs.root.glob("*/*.jpg"))) == 1
+    other = engine.find("boiler valves", k=1)[0].blob
+    assert other and other != hit.blob
+    pdf.write_bytes(pdf.read_bytes() + b"% edited\n")  # no longer the file ingested: no image
+    assert not blobs.exists(other) and load_encoded(blobs, other, 512) is None
+    assert blobs.exists(hit.blob)  # what was rendered stays
+    engine.ingestor().delete_document(report.results[0].doc_id)
+    assert not [p for p in blobs.root.glob("*/*") if not p.name.startswith(".")]

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pymupdf
-from PIL import Image
 
+from vistarag.agent.blobs import PageRender, sha256_file
 from vistarag.agent.errors import IngestError
-from vistarag.agent.imaging import ocr_image
+from vistarag.agent.imaging import ocr_image, render_page
 from vistarag.agent.ingest.chunking import (
     Block,
     clean,
@@ -59,20 +59,6 @@ def open_pdf(path: Path, max_pages: int) -> pymupdf.Document:
             f"PDF has {count} pages, over the limit of {max_pages} (raise VISTARAG_MAX_PDF_PAGES)",
         )
     return doc
-
-
-def _render(
-    page: pymupdf.Page, dpi: float, clip: pymupdf.Rect | None = None,
-    max_side: int | None = None,
-) -> Image.Image:
-    """The page (or ``clip``) at ``dpi``, or smaller where ``max_side`` pixels is reached first:
-    rendering at the stored size costs less than resizing afterwards (6 ms a page)."""
-    rect = clip or page.rect
-    if max_side:
-        dpi = min(dpi, 72.0 * max_side / max(rect.width, rect.height, 1.0))
-    zoom = dpi / 72.0
-    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), clip=clip, alpha=False)
-    return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
 
 
 def _text_blocks(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) -> list[Block]:
@@ -163,7 +149,7 @@ def _figures(
                 continue
             seen.add(key)  # type: ignore[arg-type]
             caption = _caption_for(rect, blocks) or _text_inside(rect, blocks)
-            crop = _render(page, 150, clip=rect)
+            crop = render_page(page, 150, clip=rect)
             text = caption
             if ocr is not None and len(_text_inside(rect, blocks).split()) < FIGURE_OCR_WORDS:
                 read = lines_to_text(ocr_image(ocr, crop)).strip()
@@ -202,6 +188,7 @@ def iter_pdf(path: Path, ctx: ExtractContext) -> Iterator[list[Unit]]:
         path, ctx.models.ocr, s.max_pdf_pages, s.chunk_chars, s.page_render_dpi, ctx.warnings,
         ctx.stats, lambda done, total: ctx.progress("pages", done, total),
         max_side=s.thumbnail_px,
+        defer_renders=ctx.models.joint is None,  # a joint model embeds every page's image
     )
 
 
@@ -215,10 +202,14 @@ def iter_pdf_pages(
     stats: Counter[str],
     on_page: Callable[[int, int], None] | None = None,
     max_side: int | None = None,
+    defer_renders: bool = False,
 ) -> Iterator[list[Unit]]:
     """The units of a PDF, one page at a time; pages without a text layer are OCRed. Page
-    renders are at ``render_dpi``, at most ``max_side`` pixels on their longer side."""
+    renders are at ``render_dpi``, at most ``max_side`` pixels on their longer side. With
+    ``defer_renders``, a page whose text layer holds all of it (not scanned, no figures) is not
+    rendered now: its unit carries how to render it when its image is first asked for."""
     doc = open_pdf(path, max_pages)
+    content = sha256_file(path) if defer_renders else ""
     stats["pages"] = doc.page_count
     title = (doc.metadata or {}).get("title") or ""
     produced = 0
@@ -232,8 +223,9 @@ def iter_pdf_pages(
                 blocks = _text_blocks(page, textpage)
                 page_key = f"p{page_no}"
                 page_text = "\n".join(clean(b.text) for b in blocks)
-                if len(page_text) < MIN_TEXT_LAYER_CHARS:
-                    lines = ocr_image(ocr, _render(page, OCR_DPI))
+                scanned = len(page_text) < MIN_TEXT_LAYER_CHARS
+                if scanned:
+                    lines = ocr_image(ocr, render_page(page, OCR_DPI))
                     scale = 72.0 / OCR_DPI
                     units += ocr_units(lines, max_chars, page_key, page=page_no, scale=scale)
                     page_text = lines_to_text(lines)
@@ -253,14 +245,19 @@ def iter_pdf_pages(
                             )
                         )
                     units += tables
-                units += _figures(page, page_no, blocks, ocr)
+                figures = _figures(page, page_no, blocks, ocr)
+                units += figures
+                later = None
+                if defer_renders and not scanned and not figures:
+                    later = PageRender(str(path.resolve()), content, index, render_dpi, max_side)
                 units.append(
                     Unit(
                         key=page_key,
                         modality="page",
                         text=page_text[:1500],
                         text_vector_from=tuple(u.key for u in units if u.modality == "text"),
-                        image=_render(page, render_dpi, max_side=max_side),
+                        image=None if later else render_page(page, render_dpi, max_side=max_side),
+                        render=later,
                         page=page_no,
                         bbox=[round(v, 1) for v in page.rect],
                         payload={"from": "pdf-page"},

@@ -433,10 +433,14 @@ class _BatchWriter:
         cited = {u.key for u, _ in kept} | {u.blob_of for u, _ in kept if u.blob_of}
         settings = self.ing.settings
         for unit in units:
-            if unit.image is not None and unit.key in cited:
+            if unit.key not in cited:
+                continue
+            if unit.image is not None:
                 with self.timed("blobs_s"):
                     ref = self.ing.blobs.put_image(unit.image, max_side=settings.thumbnail_px)
                 self.blob_refs[unit.key] = ref
+            elif unit.render is not None:
+                self.blob_refs[unit.key] = self.ing.blobs.put_render(unit.render)
         points = []
         for unit, vecs in kept:
             blob = self.blob_refs.get(unit.key) or self.blob_refs.get(unit.blob_of or "")

@@ -7,6 +7,8 @@ from typing import Any
 
 from PIL import Image
 
+from vistarag.agent.blobs import PageRender
+
 
 @dataclass
 class Unit:
@@ -33,6 +35,8 @@ class Unit:
     text_vector_from: tuple[str, ...] = ()
     """Keys of units in the same group whose text vectors, averaged, are this unit's text
     vector (a page render's from its chunks: the page's text is not embedded twice)."""
+    render: PageRender | None = None
+    """A PDF page image made when first asked for, in place of ``image`` (see ``blobs``)."""
     pool: dict[str, tuple[str, ...]] | None = None
     """Summary units (a video's clip point): per named space, the modalities of this
     document's earlier units whose vectors are averaged (normalised) into this unit's vector."""
