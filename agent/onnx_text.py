@@ -8,8 +8,10 @@ weights (dynamic, per channel). Later processes load the export with onnxruntime
 
 Measured on the text the four SEC filings in ../shared/data/filings embed (2,134 chunks,
 2 cores, one run after another): sentence-transformers 65.6 s, this fp32 export 28.6 s (the same
-vectors, cosine >= 0.9999), int8 21.3 s (cosine to fp32 0.997 mean, 0.991 min; retrieval on the
-shared-data suite and the filings unchanged, see ``_quantize``).
+vectors, cosine >= 0.9999), int8 21.3 s in batches of 8 (cosine to fp32 0.997 mean, 0.991 min;
+retrieval on the shared-data suite and the filings unchanged, see ``_quantize``). int8 runs one
+text at a time (see ``OnnxTextEncoder``), about 17% slower than that; ingesting the filings,
+back to back: fp32 7.98 pages/s, int8 10.92 pages/s.
 
 sentence-transformers' own ONNX backend would be the first choice, but it needs optimum-onnx,
 which pins transformers below 4.58 (this project runs 5.x). Supported here: a local model whose
@@ -216,7 +218,7 @@ class OnnxTextEncoder:
         # Dynamic int8 quantisation scales activations per input tensor, so a text's vector
         # would depend on the texts batched with it (cosine 0.993 between batchings): int8
         # runs one text at a time, which keeps every vector the same however texts are
-        # batched (about 10% slower than batches of 8).
+        # batched (about 17% slower than batches of 8).
         self._one_at_a_time = bool(meta.get("int8"))
         padding = self._tokenizer.padding  # padded by hand below, batch by batch
         self._pad_id = int(padding["pad_id"] if padding else
