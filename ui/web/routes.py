@@ -75,8 +75,8 @@ def install_routes(app: FastAPI, access: Access) -> None:
 
     async def blob(ref: str, user: Any = Depends(get_current_user)) -> Any:
         owner = access.owner_of(user)
-        try:
-            path = access.engine.blobs.path(ref)
+        try:  # off the event loop: a page stored for later is rendered on first request
+            path = await asyncio.to_thread(access.engine.blobs.path, ref)
         except ValueError:
             raise NOT_FOUND from None
         if not owner or not path.is_file():
