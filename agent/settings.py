@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     chunk_chars: int = 900
     page_render_dpi: int = 72
     thumbnail_px: int = 768
+    render_text_pages_later: bool = Field(
+        default=True,
+        description="Without a joint model, render a PDF page whose text layer holds all of it "
+        "when its image is first shown, from the file it was ingested from (no render or disk "
+        "at ingest); false renders and stores every page at ingest, for files that will not stay.",
+    )
 
     # Video (the `video` extra)
     video_keyframe_interval_s: float = Field(

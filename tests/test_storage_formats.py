@@ -134,3 +134,8 @@ def test_text_only_pages_are_rendered_when_first_shown(tmp_path: Path) -> None:
     assert blobs.exists(hit.blob)  # what was rendered stays
     engine.ingestor().delete_document(report.results[0].doc_id)
     assert not [p for p in blobs.root.glob("*/*") if not p.name.startswith(".")]
+
+    eager = Engine(settings.model_copy(update={"render_text_pages_later": False}))
+    eager.ingestor().ingest_paths([pdf])  # for files that will not stay: rendered at ingest
+    assert len(list(blobs.root.glob("*/*.jpg"))) == 2
+    assert not list(blobs.root.glob("*/*.render.json"))

@@ -188,7 +188,8 @@ def iter_pdf(path: Path, ctx: ExtractContext) -> Iterator[list[Unit]]:
         path, ctx.models.ocr, s.max_pdf_pages, s.chunk_chars, s.page_render_dpi, ctx.warnings,
         ctx.stats, lambda done, total: ctx.progress("pages", done, total),
         max_side=s.thumbnail_px,
-        defer_renders=ctx.models.joint is None,  # a joint model embeds every page's image
+        # a joint model embeds every page's image, so it needs them now
+        defer_renders=s.render_text_pages_later and ctx.models.joint is None,
     )
 
 
