@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 _VALUE = re.compile(r"^[-+]?[$€£¥]?\s?\d[\d,.]*\s?(%|[kKmMbB]n?)?$")
 _YEAR = re.compile(r"^(19|20)\d\d$")
@@ -25,18 +25,28 @@ class Box(Protocol):
     bbox: tuple[float, float, float, float]
 
 
+B = TypeVar("B", bound=Box)
+
+
 def _centre(box: Box) -> float:
     return (box.bbox[0] + box.bbox[2]) / 2
 
 
-def _rows(boxes: Sequence[Box]) -> list[list[Box]]:
-    rows: list[list[Box]] = []
-    for box in sorted(boxes, key=lambda b: (b.bbox[1], b.bbox[0])):
+def rows_of(boxes: Sequence[B]) -> list[list[B]]:
+    """Boxes in reading order grouped into visual rows: a box whose top is within
+    ``ROW_TOLERANCE`` of its row's first box joins that row."""
+    rows: list[list[B]] = []
+    for box in boxes:
         if rows and abs(rows[-1][0].bbox[1] - box.bbox[1]) < ROW_TOLERANCE:
             rows[-1].append(box)
         else:
             rows.append([box])
-    return [sorted(row, key=lambda b: b.bbox[0]) for row in rows]
+    return rows
+
+
+def _rows(boxes: Sequence[Box]) -> list[list[Box]]:
+    ordered = sorted(boxes, key=lambda b: (b.bbox[1], b.bbox[0]))
+    return [sorted(row, key=lambda b: b.bbox[0]) for row in rows_of(ordered)]
 
 
 def _pairs(labels: list[Box], boxes: Sequence[Box]) -> list[tuple[Box, Box]]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vistarag.agent.charts import chart_readings
+from vistarag.agent.charts import chart_readings, rows_of
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,9 @@ class RapidOcrEngine:
 
 def lines_to_text(lines: list[OcrLine]) -> str:
     """Join OCR lines into plain text, one line per row of boxes; a bar chart's values paired
-    with their categories ("Q1: 410 · Q2: 455 · ...", see ``charts``) make the last line."""
-    rows: list[list[OcrLine]] = []
-    for line in lines:
-        if rows and abs(rows[-1][0].bbox[1] - line.bbox[1]) < 8:
-            rows[-1].append(line)
-        else:
-            rows.append([line])
-    text = "\n".join("  ".join(ln.text for ln in row) for row in rows)
+    with their categories ("Revenue: Q1 = 410; Q2 = 455; ...", see ``charts``) make the last
+    line."""
+    text = "\n".join("  ".join(ln.text for ln in row) for row in rows_of(lines))
     readings = chart_readings(lines)
     return f"{text}\n{readings}" if readings else text
 

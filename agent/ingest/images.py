@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vistarag.agent.charts import chart_readings
 from vistarag.agent.imaging import flatten, ocr_image, open_image, title_words
-from vistarag.agent.ingest.chunking import Block, pack_blocks
+from vistarag.agent.ingest.chunking import Block, pack_blocks, union
 from vistarag.agent.ingest.units import Extraction, Unit
 from vistarag.agent.ocr import OcrLine, RapidOcrEngine, lines_to_text
 
@@ -29,9 +30,7 @@ def ocr_units(
     values paired with their categories (``charts``) come last, boxed by the whole chart."""
     blocks = [Block(ln.text, tuple(v * scale for v in ln.bbox)) for ln in lines]
     if readings := chart_readings(lines):
-        boxes = [b.bbox for b in blocks]
-        union = tuple(f(v[i] for v in boxes) for i, f in enumerate((min, min, max, max)))
-        blocks.append(Block(readings, union))
+        blocks.append(Block(readings, functools.reduce(union, (b.bbox for b in blocks))))
     max_chars = max(120, max_chars // 3)  # small regions, so a citation points somewhere useful
     return [
         Unit(
