@@ -190,6 +190,7 @@ def iter_pdf(path: Path, ctx: ExtractContext) -> Iterator[list[Unit]]:
         max_side=s.thumbnail_px,
         # a joint model embeds every page's image, so it needs them now
         defer_renders=s.render_text_pages_later and ctx.models.joint is None,
+        file_sha256=ctx.file_sha256,
     )
 
 
@@ -204,13 +205,15 @@ def iter_pdf_pages(
     on_page: Callable[[int, int], None] | None = None,
     max_side: int | None = None,
     defer_renders: bool = False,
+    file_sha256: str | None = None,
 ) -> Iterator[list[Unit]]:
     """The units of a PDF, one page at a time; pages without a text layer are OCRed. Page
     renders are at ``render_dpi``, at most ``max_side`` pixels on their longer side. With
     ``defer_renders``, a page whose text layer holds all of it (not scanned, no figures) is not
-    rendered now: its unit carries how to render it when its image is first asked for."""
+    rendered now: its unit carries how to render it when its image is first asked for, keyed
+    by ``file_sha256`` (hashed here when the caller has not)."""
     doc = open_pdf(path, max_pages)
-    content = sha256_file(path) if defer_renders else ""
+    content = (file_sha256 or sha256_file(path)) if defer_renders else ""
     stats["pages"] = doc.page_count
     title = (doc.metadata or {}).get("title") or ""
     produced = 0

@@ -191,15 +191,15 @@ class Ingestor:
         self._check_readable(path)
         source = source or str(path.resolve())
         doc_id = doc_id_for(source)
-        content_hash = sha256_file(path)
+        file_hash = content_hash = sha256_file(path)
         if spec.companions is not None and (extra := spec.companions(path)):
-            parts = [content_hash, *(f"{p.name}:{sha256_file(p)}" for p in extra)]
+            parts = [file_hash, *(f"{p.name}:{sha256_file(p)}" for p in extra)]
             content_hash = hashlib.sha256("\n".join(parts).encode()).hexdigest()
         self.kb.ensure(self.models.record(), owner=self.settings.owner)
         stored = self.kb.doc_versions(doc_id)
         if stored == {content_hash} and self._complete(doc_id, content_hash):
             return FileResult(str(path), "unchanged", doc_id=doc_id, kind=kind)
-        ctx = ExtractContext(self.settings, self.models, on_progress)
+        ctx = ExtractContext(self.settings, self.models, on_progress, file_sha256=file_hash)
         writer = _BatchWriter(self, doc_id, source, content_hash, kind)
         started = time.perf_counter()
         try:

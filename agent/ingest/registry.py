@@ -35,6 +35,7 @@ class ExtractContext:
     on_progress: ProgressCallback | None = None
     stats: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    file_sha256: str | None = None  # the file's own content hash, where the caller has it
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
