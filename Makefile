@@ -38,8 +38,15 @@ demo: sample
 	VISTARAG_HOME=$(DEMO_DIR)/data $(BIN)/vistarag ask "How often is each lorry inspected?" --kb demo
 	VISTARAG_HOME=$(DEMO_DIR)/data $(BIN)/vistarag eval demo --report $(DEMO_DIR)/eval-report
 
+# The tests see a home of their own, empty each run: nothing a user or an earlier run left in
+# ~/.cache (model exports, hub downloads) or the data dir can make them pass here and fail on a
+# fresh machine.
 test: setup
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q
+	@home=$$(mktemp -d); \
+	HOME=$$home XDG_CACHE_HOME=$$home/.cache XDG_DATA_HOME=$$home/.local/share \
+	XDG_CONFIG_HOME=$$home/.config HF_HOME=$$home/.cache/huggingface \
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q $(PYTEST_ARGS); \
+	status=$$?; rm -rf $$home; exit $$status
 
 lint: setup
 	$(BIN)/ruff check .

@@ -163,3 +163,44 @@ def test_the_backend_setting_picks_the_encoder_and_exports_once(tmp_path: Path) 
     assert exported[0].stat().st_mtime_ns == mtime  # loaded, not exported again
     assert isinstance(encoder("onnx"), onnx_text.OnnxTextEncoder)
     assert len(list((tmp_path / "cache").glob("*.onnx"))) == 2
+
+
+def test_an_export_made_by_other_libraries_or_code_is_not_reused(monkeypatch) -> None:
+    """The cache key covers what changes an export's output besides the model's files: the
+    versions of torch, transformers, onnx and onnxruntime, and the export/quantise code. An
+    export left in the cache by another install is never loaded as if it were this one's."""
+    from importlib import metadata
+
+    model_dir = resolve_text_model(SPEC)
+    before = onnx_text.pipeline_of(model_dir)
+    real_version = metadata.version
+
+    def other_onnxruntime(name: str) -> str:
+        return "0.0.1" if name == "onnxruntime" else real_version(name)
+
+    monkeypatch.setattr(metadata, "version", other_onnxruntime)
+    onnx_text._recipe.cache_clear()
+    try:
+        after = onnx_text.pipeline_of(model_dir)
+    finally:
+        onnx_text._recipe.cache_clear()
+    assert before is not None and after is not None
+    assert before.fingerprint != after.fingerprint
+    assert "onnxruntime=" in onnx_text._recipe() and "torch=" in onnx_text._recipe()
+
+
+def test_int8_weights_use_seven_bits_so_no_cpu_saturates_them(tmp_path: Path) -> None:
+    """On a CPU without VNNI, ONNX Runtime's u8 x s8 kernel adds pairs of products in 16 bits:
+    full-range int8 weights saturate there and the same export gives other vectors than on a
+    VNNI CPU. Weights quantised to 7 bits (|w| <= 64) cannot saturate on any CPU."""
+    import onnx
+    from onnx import numpy_helper
+
+    st = load_text_embedder(SPEC)
+    path = onnx_text.export(st.model, resolve_text_model(SPEC), tmp_path, int8=True)
+    assert path is not None
+    graph = onnx.load(str(path)).graph
+    quantized = [numpy_helper.to_array(t) for t in graph.initializer
+                 if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")]
+    assert quantized, "no int8 weights in the export"
+    assert max(int(np.abs(w.astype(np.int16)).max()) for w in quantized) <= 64
