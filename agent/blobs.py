@@ -24,6 +24,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from vistarag.agent.settings import private_dir
+
 log = logging.getLogger(__name__)
 RENDER_SUFFIX = ".render.json"
 JPEG_QUALITY = 88
@@ -104,6 +106,12 @@ class BlobStore:
     def exists(self, ref: str) -> bool:
         return self.path(ref).is_file()
 
+    def has(self, ref: str) -> bool:
+        """True when the blob is stored: its file, or for a PDF page still to be rendered its
+        ``.render.json`` sidecar. Renders nothing (unlike ``path`` and ``exists``)."""
+        target = self._file(ref)
+        return target.is_file() or target.with_name(target.name + RENDER_SUFFIX).is_file()
+
     def put_render(self, render: PageRender) -> str:
         """A reference to a PDF page's image, rendered on first use (see the module doc)."""
         ref = render.ref
@@ -129,7 +137,8 @@ class BlobStore:
         self._write(target, _jpeg(image))
 
     def _write(self, target: Path, data: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():
+            private_dir(target.parent)  # 0700, like the data dir; mkstemp makes files 0600
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:

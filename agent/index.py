@@ -6,7 +6,6 @@ carries everything a citation needs. The collection's metadata records which mod
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import re
 import shutil
@@ -18,8 +17,10 @@ from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from vistarag.agent.errors import KnowledgeBaseNotFound, ModelMismatchError, VistaRAGError
+from vistarag.agent.locks import PathLock, path_lock
 from vistarag.agent.qdrant import get_client, is_local, tune_local_storage
 from vistarag.agent.settings import Settings
 from vistarag.agent.sparse import LEXICAL_SCHEME, LEXICAL_VECTOR
@@ -166,6 +167,13 @@ class KnowledgeBase:
         self.pinned = physical is not None
         self.client = client or get_client(settings)
 
+    @property
+    def lock(self) -> PathLock:
+        """Held while this knowledge base's collections, alias or metadata change: threads
+        and processes on this data dir take turns, so a first ingest from two users at once
+        creates one collection, not two (see ``vistarag.agent.locks``)."""
+        return path_lock(self.settings.home / "locks" / f"kb-{self.name}.lock")
+
     # ---- lifecycle -------------------------------------------------------------------------
     def exists(self) -> bool:
         return self.physical() is not None
@@ -183,14 +191,19 @@ class KnowledgeBase:
 
     def _recover(self) -> str | None:
         """Re-point a lost alias at the newest complete build (a swap cut short)."""
-        ready = [
-            name for name in self.builds() if _metadata(self.client, name).get("state") == READY
-        ]
-        if not ready:
-            return None
-        self.client.update_collection_aliases(change_aliases_operations=[_create_alias(
-            ready[-1], self.alias)])
-        return ready[-1]
+        with self.lock:
+            target = _alias_target(self.client, self.alias)
+            if target is not None:  # another thread or process re-pointed it meanwhile
+                return target
+            ready = [
+                name for name in self.builds()
+                if _metadata(self.client, name).get("state") == READY
+            ]
+            if not ready:
+                return None
+            self.client.update_collection_aliases(change_aliases_operations=[_create_alias(
+                ready[-1], self.alias)])
+            return ready[-1]
 
     def builds(self) -> list[str]:
         """Physical collections built for this knowledge base, oldest first."""
@@ -217,24 +230,26 @@ class KnowledgeBase:
     def ensure(self, record: dict[str, Any], owner: str | None = None) -> None:
         """Create the collection for these models, or check it was built with them.
 
-        The metadata also lists the owners whose points it holds, so searches can skip an owner
-        filter that every point satisfies (embedded mode evaluates filters point by point).
+        Check and create happen under ``lock``, so concurrent first ingests create one
+        collection. The metadata lists the owners whose points it holds (informational: every
+        search filters by owner whatever it says).
         """
-        target = self.physical()
-        if target is not None:
-            meta = dict(self.client.get_collection(target).config.metadata or {})
-            self.check_models(record, meta)
-            owners = meta.get("owners")
-            if owner and isinstance(owners, list) and owner not in owners:
-                self.client.update_collection(target, metadata={"owners": [*owners, owner]})
-            return
-        if self.pinned:
-            self._create(self.collection, record, owner, BUILDING)
-            return
-        physical = self._create(_build_name(self.name), record, owner, READY)
-        self.client.update_collection_aliases(
-            change_aliases_operations=[_create_alias(physical, self.alias)]
-        )
+        with self.lock:
+            target = self.physical()
+            if target is not None:
+                meta = dict(self.client.get_collection(target).config.metadata or {})
+                self.check_models(record, meta)
+                owners = meta.get("owners")
+                if owner and isinstance(owners, list) and owner not in owners:
+                    self.client.update_collection(target, metadata={"owners": [*owners, owner]})
+                return
+            if self.pinned:
+                self._create(self.collection, record, owner, BUILDING)
+                return
+            physical = self._create(_build_name(self.name), record, owner, READY)
+            self.client.update_collection_aliases(
+                change_aliases_operations=[_create_alias(physical, self.alias)]
+            )
 
     def _create(
         self, physical: str, record: dict[str, Any], owner: str | None, state: str
@@ -274,14 +289,19 @@ class KnowledgeBase:
     # ---- re-index: build beside, then swap ----------------------------------------------------
     def staging(self, record: dict[str, Any]) -> KnowledgeBase:
         """A new, empty physical collection for this knowledge base, not yet serving."""
-        physical = _build_name(self.name)
-        self._create(physical, record, None, BUILDING)
+        with self.lock:
+            physical = _build_name(self.name)
+            self._create(physical, record, None, BUILDING)
         return KnowledgeBase(self.settings, self.name, self.client, physical=physical)
 
     def swap_to(self, staging: KnowledgeBase) -> None:
         """Serve ``staging`` from now on (one atomic alias change), then drop the old build."""
         if self.pinned or not staging.pinned or staging.name != self.name:
             raise VistaRAGError(f"cannot swap {staging.collection!r} into {self.alias!r}")
+        with self.lock:
+            self._swap_to(staging)
+
+    def _swap_to(self, staging: KnowledgeBase) -> None:
         old = self.physical()
         self.client.update_collection(staging.collection, metadata={"state": READY})
         ops: list[models.AliasOperations] = []
@@ -297,6 +317,10 @@ class KnowledgeBase:
 
     def drop_stale_builds(self) -> list[str]:
         """Delete builds that do not serve (left by an interrupted re-index); returns them."""
+        with self.lock:
+            return self._drop_stale_builds()
+
+    def _drop_stale_builds(self) -> list[str]:
         serving = self.physical()
         stale = [name for name in self.builds() if name != serving]
         for name in stale:
@@ -333,6 +357,10 @@ class KnowledgeBase:
 
     def drop(self) -> bool:
         """Delete the knowledge base: its alias, the collection it serves and stale builds."""
+        with self.lock:
+            return self._drop()
+
+    def _drop(self) -> bool:
         target = self.physical()
         if self.pinned:
             if target is not None:
@@ -394,9 +422,9 @@ class KnowledgeBase:
     def count(self, flt: models.Filter | None = None) -> int:
         return self.client.count(self.collection, count_filter=flt, exact=True).count
 
-    def doc_versions(self, doc_id: str) -> set[str]:
-        """Content hashes stored for a document (normally one)."""
-        flt = field_filter(doc_id=doc_id)
+    def doc_versions(self, doc_id: str, owner: str | None = None) -> set[str]:
+        """Content hashes stored for a document (normally one); only ``owner``'s if given."""
+        flt = field_filter(doc_id=doc_id, **({"owner": owner} if owner is not None else {}))
         return {p.payload.get("content_hash") for p in self.scroll(flt, fields=["content_hash"])}
 
     def search(
@@ -414,13 +442,12 @@ class KnowledgeBase:
         """
         if query.empty():
             return []
-        info = self._info()  # read once: vectors, models and owners
-        meta = dict(info.config.metadata or {})
+        info = self._info()  # read once: vectors and models
         if record is not None:
-            self.check_models(record, meta)
+            self.check_models(record, dict(info.config.metadata or {}))
         present = _vector_names(info)
-        if filters and filters.owner and meta.get("owners") == [filters.owner]:
-            filters = dataclasses.replace(filters, owner=None)  # every point is this owner's
+        # Every query filters by owner when one is given, whatever the metadata says: a list of
+        # owners written by racing first ingests once let one user's search skip the filter.
         flt = filters.to_qdrant() if filters else None
         per_space = {k: v for k, v in query.by_space().items() if v and k in present}
         depth = prefetch_limit or max(limit, 50)
@@ -515,6 +542,41 @@ def list_knowledge_bases(client: QdrantClient) -> list[str]:
         if n.startswith(BUILD_PREFIX) and _metadata(client, n).get("state") == READY:
             found.add(n[len(BUILD_PREFIX) :].rsplit("__", 1)[0])
     return sorted(found)
+
+
+def physical_collections(client: QdrantClient) -> list[str]:
+    """Every collection of every knowledge base: serving, plain, and builds still in progress."""
+    names = [c.name for c in client.get_collections().collections]
+    return sorted(n for n in names if n.startswith((COLLECTION_PREFIX, BUILD_PREFIX)))
+
+
+def blobs_in_use(client: QdrantClient, refs: Iterable[str]) -> set[str]:
+    """Which of ``refs`` a point of ANY knowledge base (any build) references.
+
+    The blob store is content-addressed and shared by all knowledge bases: the same screenshot
+    ingested into two is one blob, so a delete in one must not remove it.
+    """
+    wanted = sorted(set(refs))
+    used: set[str] = set()
+    for name in physical_collections(client) if wanted else ():
+        left = [r for r in wanted if r not in used]
+        if not left:
+            break
+        flt = models.Filter(must=[models.FieldCondition(key="blob", match=models.MatchAny(
+            any=left))])
+        offset = None
+        try:
+            while True:
+                points, offset = client.scroll(
+                    name, scroll_filter=flt, limit=512, offset=offset, with_payload=["blob"],
+                    with_vectors=False,
+                )
+                used |= {p.payload.get("blob") for p in points if p.payload}
+                if offset is None:
+                    break
+        except (ValueError, UnexpectedResponse):  # dropped since listed: holds nothing
+            continue
+    return used & set(wanted)
 
 
 def _build_name(kb: str) -> str:

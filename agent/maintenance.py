@@ -7,14 +7,17 @@ from pathlib import Path
 
 from vistarag.agent.engine import Engine
 from vistarag.agent.errors import VistaRAGError
-from vistarag.agent.index import KnowledgeBase, list_knowledge_bases
+from vistarag.agent.index import KnowledgeBase, physical_collections
 from vistarag.agent.ingest.pipeline import Ingestor, IngestReport
 
 
 def referenced_blobs(engine: Engine) -> set[str]:
+    """Blobs a point references in any knowledge base, builds still in progress included."""
+    client = engine.kb().client
     refs: set[str] = set()
-    for name in list_knowledge_bases(engine.kb().client):
-        for point in engine.kb(name).scroll(fields=["blob"]):
+    for name in physical_collections(client):
+        base = KnowledgeBase(engine.settings, engine.settings.kb, client, physical=name)
+        for point in base.scroll(fields=["blob"]):
             if point.payload.get("blob"):
                 refs.add(point.payload["blob"])
     return refs

@@ -35,6 +35,7 @@ class Models:
         self.settings = settings
         self._text_encoder: SentenceEmbedder | OnnxTextEncoder | None = None
         self._text_encoder_lock = threading.Lock()
+        self._loader: threading.Thread | None = None
 
     @cached_property
     def text(self) -> SentenceEmbedder:
@@ -64,11 +65,31 @@ class Models:
         return encoder or self.text
 
     def load_text_encoder_in_background(self) -> None:
-        """Start loading the text encoder on a thread, so a fresh process opens its index
-        meanwhile (ONNX Runtime builds its session outside the GIL: a `search` starts 0.1-0.4 s
-        sooner)."""
-        if self._text_encoder is None:
-            threading.Thread(target=lambda: self.text_encoder, daemon=True).start()
+        """Start loading the text encoder on a thread, so the caller's other work (reading the
+        catalog, an image) overlaps it; ONNX Runtime builds its session outside the GIL.
+
+        Start it only once the command is known to go ahead (its knowledge base exists, the
+        index is not locked). The thread is not a daemon: a process that exits while it runs
+        waits for it (a daemon thread inside ONNX Runtime or torch at interpreter exit ends the
+        process with SIGABRT, "terminate called without an active exception").
+        """
+        if self._text_encoder is None and self._loader is None:
+            self._loader = threading.Thread(
+                target=self._load_quietly, name="vistarag-text-encoder", daemon=False
+            )
+            self._loader.start()
+
+    def _load_quietly(self) -> None:
+        try:
+            self.text_encoder  # noqa: B018
+        except Exception as exc:  # the caller's own access raises it again, with context
+            log.debug("background text encoder load failed: %s", exc)
+
+    def wait_for_loads(self, timeout: float | None = None) -> None:
+        """Join a background load if one is running (before a process exits)."""
+        loader = self._loader
+        if loader is not None and loader.is_alive():
+            loader.join(timeout)
 
     @cached_property
     def joint(self) -> SentenceEmbedder | None:

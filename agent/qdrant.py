@@ -7,11 +7,13 @@ import contextlib
 import sqlite3
 import threading
 import warnings
+from pathlib import Path
 
 from qdrant_client import QdrantClient
 
 from vistarag.agent.errors import StoreBusyError
-from vistarag.agent.settings import Settings
+from vistarag.agent.locks import Serialised
+from vistarag.agent.settings import Settings, private_dir, private_file
 
 _clients: dict[str, QdrantClient] = {}
 _lock = threading.Lock()
@@ -22,7 +24,11 @@ def client_key(settings: Settings) -> str:
 
 
 def get_client(settings: Settings) -> QdrantClient:
-    """The shared client for these settings (local mode allows one client per folder)."""
+    """The shared client for these settings (local mode allows one client per folder).
+
+    The embedded engine is not thread-safe (two threads creating collections race on its
+    ``meta.json``; a scroll meets a dict another thread grows), so in local mode each of its
+    calls holds one lock (``client_lock``)."""
     key = client_key(settings)
     with _lock:
         client = _clients.get(key)
@@ -30,7 +36,8 @@ def get_client(settings: Settings) -> QdrantClient:
             if settings.qdrant_url:
                 client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
             else:
-                settings.qdrant_dir.mkdir(parents=True, exist_ok=True)
+                settings.ensure_home()
+                private_dir(settings.qdrant_dir)
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
@@ -44,6 +51,7 @@ def get_client(settings: Settings) -> QdrantClient:
                         "VistaRAG process (UI, ask, ingest), or run a Qdrant server and set "
                         "QDRANT_URL for concurrent use."
                     ) from exc
+                client._client = _PrivateLocal(client._client)
             tune_local_storage(client)
             _clients[key] = client
         return client
@@ -60,17 +68,64 @@ def tune_local_storage(client: QdrantClient) -> None:
     Called when a client opens and after each collection is created; a no-op for a server.
     """
     local = getattr(client, "_client", None)
-    for collection in list(getattr(local, "collections", {}).values()):
-        connection = getattr(getattr(collection, "storage", None), "storage", None)
-        if isinstance(connection, sqlite3.Connection):
-            with contextlib.suppress(sqlite3.Error):  # a read-only index stays as it is
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
+    with client_lock(client):
+        for collection in list(getattr(local, "collections", {}).values()):
+            connection = getattr(getattr(collection, "storage", None), "storage", None)
+            if isinstance(connection, sqlite3.Connection):
+                with contextlib.suppress(sqlite3.Error):  # a read-only index stays as it is
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.execute("PRAGMA synchronous=NORMAL")
+        location = getattr(local, "location", None)
+        if getattr(local, "persistent", False) and location:
+            _private_files(Path(location))
+
+
+def _private_files(root: Path) -> None:
+    """Owner-only modes on the embedded index: files 0600, folders 0700."""
+    for path in [root, *root.rglob("*")]:
+        with contextlib.suppress(OSError):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def client_lock(client: QdrantClient) -> contextlib.AbstractContextManager[object]:
+    """The lock every call into this embedded client holds; a no-op for a server client."""
+    local = getattr(client, "_client", None)
+    return local.lock if isinstance(local, Serialised) else contextlib.nullcontext()
+
+
+class _PrivateLocal(Serialised):
+    """The embedded engine, one call at a time, its ``meta.json`` kept 0600: the engine
+    rewrites it (a new file, with the umask's mode) after each collection or alias change."""
+
+    SAVES = frozenset({
+        "create_collection", "update_collection", "delete_collection", "recreate_collection",
+        "update_collection_aliases", "create_payload_index", "delete_payload_index",
+        "create_vector_name", "delete_vector_name",
+    })
+
+    def __getattr__(self, name: str) -> object:
+        call = super().__getattr__(name)
+        if name not in self.SAVES:
+            return call
+        location = getattr(self.wrapped, "location", None)
+
+        def saving(*args: object, **kwargs: object) -> object:
+            with self.lock:
+                try:
+                    return call(*args, **kwargs)
+                finally:
+                    if location and getattr(self.wrapped, "persistent", False):
+                        private_file(Path(location) / "meta.json")
+
+        return saving
 
 
 def is_local(client: QdrantClient) -> bool:
     """True for embedded local mode, where payload indexes are not used."""
-    return type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
+    local = getattr(client, "_client", None)
+    if isinstance(local, Serialised):
+        local = local.wrapped
+    return type(local).__name__ == "QdrantLocal"
 
 
 def close_all() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -16,6 +18,39 @@ SynthesizerName = Literal["auto", "anthropic", "openai", "extractive"]
 def default_home() -> Path:
     """One data dir per user (e.g. ~/.local/share/vistarag), whatever the working directory."""
     return user_data_path("vistarag", appauthor=False)
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and missing parents owner-only (0700), and tighten ``path`` itself.
+
+    The data dir holds other people's uploads, chats and a secret key, so its folders are 0700
+    and its files 0600 (``private_file``), whatever the umask.
+    """
+    path = Path(path)
+    missing = []
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            break
+        missing.append(parent)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+    with contextlib.suppress(OSError):  # a folder someone else owns keeps its mode
+        mine = getattr(os, "getuid", lambda: path.stat().st_uid)() == path.stat().st_uid
+        if mine and path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path, create: bool = False) -> Path:
+    """Make a file owner-only (0600); a missing one is created empty with ``create``, else
+    left alone (SQLite opens an empty file as a new database)."""
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, 0o600)
+    return path
 
 
 class Settings(BaseSettings):
@@ -160,6 +195,10 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    def ensure_home(self) -> Path:
+        """Create the data dir owner-only (0700) and return it."""
+        return private_dir(self.home)
 
     @property
     def notices_path(self) -> Path:

@@ -163,6 +163,8 @@ def _print_summary(suite: Any) -> None:
             err.print(f"[red]FAIL[/red] {escape(conv.name)} turn {turn.index}: "
                       f"{escape(failed[:400])}")
     for conv in suite.conversations:
+        if conv.error:
+            err.print(f"[red]ERROR[/red] {escape(conv.name)}: {escape(conv.error[:400])}")
         if conv.skipped:
             err.print(f"[yellow]skipped[/yellow] {escape(conv.name)}: {escape(conv.skipped)}")
     if suite.judge.get("skipped"):

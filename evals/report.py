@@ -73,6 +73,9 @@ class ConversationReport(BaseModel):
     mode: str | None = None
     thread_id: str = ""
     skipped: str | None = Field(default=None, description="Why it did not run, if it did not.")
+    error: str | None = Field(
+        default=None, description="Why its answers are not the model's (model failed: ...)."
+    )
     passed: bool = True
     turns: list[TurnReport] = Field(default_factory=list)
 

@@ -76,6 +76,24 @@ def missing_requirement(conv: Conversation, engine: Any) -> str | None:
     return None
 
 
+def model_failure(settings: Settings, result: Any) -> str | None:
+    """Why a turn's answer came from the extractive fallback although a chat model is
+    configured (an auth error, an unreachable server...), or None.
+
+    Such an answer is the offline one: scoring it as the model's would pass a run whose model
+    never answered.
+    """
+    from vistarag.agent.llm import choose_backend
+
+    if settings.synthesizer == "extractive" or result.synthesizer != "extractive":
+        return None
+    backend, notice = choose_backend(settings)
+    if settings.synthesizer == "auto" and backend == "extractive" and notice is None:
+        return None  # offline by choice: no key or endpoint is set
+    said = [n for n in result.notices if "extractive" in n]
+    return (said[-1] if said else notice) or "the answer came from the extractive fallback"
+
+
 # ---- corpus --------------------------------------------------------------------------------
 def corpus_root(loaded: LoadedSuite, settings: Settings) -> Path:
     """Where corpus and turn paths resolve: the generated corpus, or the suite's folder."""
@@ -261,6 +279,12 @@ class SuiteRunner:
                 continue
             latency = (time.perf_counter() - started) * 1000
             checks, metrics, curve = score_turn(turn, result, latency, suite.k, max(suite.k))
+            if failure := model_failure(self.settings, result):
+                turn_report.error = f"model failed: {failure}"
+                report.error = report.error or turn_report.error
+                checks.append(CheckResult(name="error", passed=False,
+                                          expected="an answer from the configured model",
+                                          actual=turn_report.error))
             notices = list(result.notices)
             if self.judge is not None:
                 try:
@@ -278,7 +302,7 @@ class SuiteRunner:
                 "timings": dict(result.timings), "latency_ms": round(latency, 1),
                 "path": result.path, "synthesizer": result.synthesizer,
                 "modality": result.modality, "not_found": result.not_found,
-                "notices": notices,
+                "notices": notices, "error": turn_report.error,
             })
             report.turns.append(turn_report)
             on_turn()
@@ -370,6 +394,8 @@ def judge_thresholds(report: SuiteReport, thresholds: dict[str, float]) -> None:
         report.passed = all(r.passed for r in results)
     else:
         report.passed = all(c.passed for c in report.conversations)
+    if any(c.error for c in report.conversations):  # whatever the thresholds say
+        report.passed = False
 
 
 def run_suite(

@@ -49,6 +49,7 @@ def suite_markdown(suite: SuiteReport) -> list[str]:
     lines += ["", "| conversation | turns | result |", "| --- | --- | --- |"]
     for conv in suite.conversations:
         result = (f"skipped: {conv.skipped}" if conv.skipped
+                  else f"**ERROR**: {conv.error}" if conv.error
                   else "pass" if conv.passed else "**FAIL**")
         passed = "–" if conv.skipped else sum(t.passed for t in conv.turns)
         lines.append(f"| {conv.name} | {passed}/{len(conv.turns)} | {_cell(result)} |")

@@ -78,8 +78,11 @@ def default_checkpointer(settings: Settings) -> BaseCheckpointSaver | None:
         return _postgres_saver(settings)
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    settings.home.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(settings.checkpoints_path, check_same_thread=False)
+    from vistarag.agent.settings import private_file
+
+    settings.ensure_home()  # 0700; the checkpoints hold chats: 0600 (SQLite's journals follow)
+    conn = sqlite3.connect(private_file(settings.checkpoints_path, create=True),
+                           check_same_thread=False)
     saver = SqliteSaver(conn)
     saver.setup()
     return saver

@@ -20,7 +20,6 @@ from tests.fixtures_media import FIGURE_CAPTION, make_pdf, make_screenshot
 from vistarag.agent.blobs import sha256_file
 from vistarag.agent.engine import Engine
 from vistarag.agent.index import field_filter
-from vistarag.agent.ingest.pipeline import doc_id_for
 from vistarag.agent.qdrant import close_all
 from vistarag.agent.settings import Settings
 from vistarag.agent.types import Hit
@@ -74,15 +73,16 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
         checkpointer="memory",
         _env_file=None,
     )
-    report = Engine(settings).ingestor().ingest_paths([pdf, shot])
+    ingestor = Engine(settings).ingestor()
+    report = ingestor.ingest_paths([pdf, shot])
     yield SimpleNamespace(
         root=root,
         pdf=pdf,
         shot=shot,
         settings=settings,
         report=report,
-        pdf_id=doc_id_for(str(pdf.resolve())),
-        shot_id=doc_id_for(str(shot.resolve())),
+        pdf_id=ingestor.doc_id(str(pdf.resolve())),  # keyed by the data dir's secret
+        shot_id=ingestor.doc_id(str(shot.resolve())),
     )
     close_all()
 
@@ -292,7 +292,8 @@ def test_source_override_names_the_document(settings: Settings, tmp_path: Path) 
     path.write_text("The warranty lasts 24 months.")
     engine = Engine(settings)
     result = engine.ingestor().ingest_file(path, source="contracts/warranty.txt")
-    assert result.status == "added" and result.doc_id == doc_id_for("contracts/warranty.txt")
+    assert result.status == "added" and result.doc_id == engine.ingestor().doc_id(
+        "contracts/warranty.txt")
     hit: Hit = engine.find("warranty", k=1)[0]
     assert hit.source == "contracts/warranty.txt" and hit.doc_id == result.doc_id
 

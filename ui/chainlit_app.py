@@ -24,17 +24,19 @@ from vistarag.agent.settings import Settings
 from vistarag.graphs import VistaContext
 from vistarag.graphs.runner import TurnEvent, TurnResult, astream_turn
 from vistarag.ui.web import evidence
-from vistarag.ui.web.auth import verify_password
+from vistarag.ui.web.auth import check_login
 from vistarag.ui.web.local_session import install_local_session
 from vistarag.ui.web.persistence import make_data_layer
 from vistarag.ui.web.routes import Access, install_routes
 from vistarag.ui.web.runtime import ChatRuntime
 from vistarag.ui.web.settings import UISettings, chat_db_path, elements_dir
+from vistarag.ui.web.threads import REFUSED, ThreadOwners, admit
 
 SETTINGS = Settings()
 UI = UISettings()
 RUNTIME = ChatRuntime(SETTINGS)
 DATA_LAYER = make_data_layer(chat_db_path(SETTINGS), elements_dir(SETTINGS))
+THREAD_OWNERS = ThreadOwners(chat_db_path(SETTINGS))
 
 STEP_TITLES = {
     "detect_modality": "Reading the question",
@@ -81,8 +83,8 @@ if UI.login:
 
     @cl.password_auth_callback
     async def password_login(username: str, password: str) -> cl.User | None:
-        encoded = UI.user_hashes.get(username)
-        ok = encoded is not None and await asyncio.to_thread(verify_password, password, encoded)
+        # as slow for a name that does not exist as for a wrong password (a dummy hash)
+        ok = await asyncio.to_thread(check_login, UI.user_hashes, username, password)
         return cl.User(identifier=username, metadata={"provider": "password"}) if ok else None
 
 else:
@@ -111,6 +113,15 @@ def owner_of(user: Any) -> str | None:
 install_routes(
     server_app, Access(RUNTIME.engine, RUNTIME.kb, DATA_LAYER.storage_provider, owner_of)
 )
+
+
+async def forget_thread(thread_id: str) -> None:
+    """Before Chainlit deletes a thread: its id is never usable again, its graph memory goes."""
+    await asyncio.to_thread(THREAD_OWNERS.tombstone, thread_id)
+    await RUNTIME.forget(thread_id)
+
+
+DATA_LAYER.before_delete.append(forget_thread)
 
 
 @cl.on_app_startup
@@ -156,6 +167,10 @@ async def chat_resume(thread: ThreadDict) -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     owner = current_owner()
+    thread_id = cl.context.session.thread_id
+    if await admit(THREAD_OWNERS, thread_id, owner, has_memory=RUNTIME.has_memory) != "ok":
+        await cl.Message(content=REFUSED, author="VistaRAG").send()
+        return
     images, uploads, problems = classify(message.elements or [])
     for problem in problems:
         await cl.Message(content=problem, author="VistaRAG").send()

@@ -282,13 +282,13 @@ def search(
 ) -> None:
     """Search a knowledge base by text, by image, or both."""
     engine = _engine(kb)
-    if query or batch is not None:
-        engine.models.load_text_encoder_in_background()  # while the index opens
     modality = _modalities(modality)
     try:
         if batch is None and not query and not image:
             _fail(VistaRAGError("give a query text, --image PATH, or --batch FILE.jsonl"))
-        _require_points(engine)
+        _require_points(engine)  # a missing base or a locked index fails before any model loads
+        if query or batch is not None:
+            engine.models.load_text_encoder_in_background()  # while the catalog is read
         doc_ids = _scoped_docs(engine, doc or [], where or [])
         if batch is not None:
             _search_batch(engine, batch, k, modality, as_json)
@@ -298,6 +298,7 @@ def search(
             query, [str(p) for p in image or []], k=k, modality=modality, doc_ids=doc_ids
         )
     except VistaRAGError as exc:
+        engine.models.wait_for_loads()  # never exit while a model loads on a thread
         _fail(exc)
     _show_notices(engine)
     if as_json:
@@ -437,11 +438,16 @@ def delete(
     kb: KbOpt = None,
 ) -> None:
     """Remove one document (all its points and blobs) from a knowledge base."""
-    from vistarag.agent.ingest.pipeline import doc_id_for
-
     engine = _engine(kb)
-    doc_id = document if not os.path.exists(document) else doc_id_for(str(Path(document).resolve()))
-    removed = engine.ingestor().delete_document(doc_id)
+    source = str(Path(document).resolve())
+    try:
+        ingestor = engine.ingestor()
+        if os.path.exists(document):  # its keyed id, or the unkeyed one of older bases
+            removed = ingestor.delete_source(source)
+        else:  # a doc_id, or the path of a file since moved away
+            removed = ingestor.delete_document(document) or ingestor.delete_source(source)
+    except VistaRAGError as exc:
+        _fail(exc)
     if not removed:
         err.print(f"no document {document!r} in knowledge base {engine.settings.kb!r}")
         raise typer.Exit(1)
@@ -579,19 +585,52 @@ app.add_typer(ui_app, name="ui")
 def ui(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", metavar="HOST",
-        help="Address to listen on.")] = "127.0.0.1",
+        help="Address to listen on (beyond loopback only with users or --insecure-no-login)."
+    )] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to listen on.")] = 8000,
     kb: KbOpt = None,
+    insecure_no_login: Annotated[bool, typer.Option("--insecure-no-login",
+        help="Listen beyond loopback without login: every client is the local user.")] = False,
 ) -> None:
     """Open the chat: paste screenshots, drop PDFs and videos, ask; answers cite their sources."""
     if ctx.invoked_subcommand is not None:
         return
     try:
-        from vistarag.ui.web.boot import run
+        from vistarag.ui.web.boot import check_exposure, run
+        from vistarag.ui.web.settings import UISettings
     except ImportError as exc:
         _fail(VistaRAGError(f"the chat needs the ui extra: pip install 'vistarag[ui]' ({exc})"))
+    settings = UISettings()
+    try:  # a malformed users config or an unsafe address stops here, before the banner
+        warning = check_exposure(host, settings, insecure_no_login)
+    except VistaRAGError as exc:
+        _fail(exc)
+    if warning:
+        err.print(f"[bold red]{escape(warning)}[/bold red]")
     err.print(f"VistaRAG chat on http://{host}:{port}  (Ctrl+C stops it)")
-    raise typer.Exit(run(host, port, kb))
+    raise typer.Exit(run(host, port, kb, settings, insecure_no_login))
+
+
+@ui_app.command("add-user", cls=Command)
+def ui_add_user(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Login name.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin",
+        help="Read the password from stdin (one line) instead of a prompt.")] = False,
+) -> None:
+    """Add a chat login (or change its password) in the users file the chat reads (0600)."""
+    from vistarag.ui.web.auth import add_user
+    from vistarag.ui.web.settings import UISettings
+
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    path = UISettings().users_path()
+    try:
+        add_user(path, name, password)
+    except VistaRAGError as exc:
+        _fail(exc)
+    err.print(f"added {name!r} to {path}; restart `vistarag ui` to use it")
 
 
 @ui_app.command("hash-password", cls=Command)

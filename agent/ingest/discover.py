@@ -36,17 +36,46 @@ def discover(paths: Iterable[Path]) -> Iterator[Path]:
     """Files named directly, and supported files found recursively in folders (hidden skipped).
 
     Files named directly are always yielded, so an unsupported or missing one gets reported.
+    A symlink found in a folder that points outside the folders given is not followed.
     """
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                rel = child.relative_to(path).parts
-                if any(part.startswith(".") for part in rel):
-                    continue
-                if child.is_file() and kind_of(child) is not None and not is_sidecar(child):
-                    yield child
-        else:
+    paths = [Path(p) for p in paths]
+    for path, reason in _walk(paths, _roots(paths)):
+        if reason is None:
             yield path
+
+
+def _roots(paths: Iterable[Path]) -> list[Path]:
+    """The folders given, resolved: what a symlink found in a walk may point into."""
+    return [p.resolve() for p in paths if p.is_dir()]
+
+
+def _outside(link: Path, roots: list[Path]) -> str | None:
+    """Why a symlink found in a folder is not followed, or None when it stays inside."""
+    target = link.resolve()
+    if any(target.is_relative_to(root) for root in roots):
+        return None
+    return (
+        f"symlink to {target}, outside the folders given: not followed (name the file itself "
+        "to ingest it)"
+    )
+
+
+def _walk(paths: Iterable[Path], roots: list[Path]) -> Iterator[tuple[Path, str | None]]:
+    """(path, None) for each file to consider, (path, reason) for a symlink left out."""
+    for path in paths:
+        if not path.is_dir():
+            yield path, None  # named directly (a symlink too): the user chose it
+            continue
+        for child in sorted(path.rglob("*")):
+            rel = child.relative_to(path).parts
+            if any(part.startswith(".") for part in rel):
+                continue
+            if child.is_symlink() and (reason := _outside(child, roots)):
+                if child.is_file() and kind_of(child) is not None or child.is_dir():
+                    yield child, reason
+                continue
+            if child.is_file() and kind_of(child) is not None and not is_sidecar(child):
+                yield child, None
 
 
 SIDECAR_SUFFIXES = {".md", ".markdown", ".txt", ".rst"}
@@ -76,13 +105,18 @@ def select(
     A sidecar is a ``.md`` / ``.txt`` beside a PDF of the same stem (``report.pdf`` +
     ``report.md``, an export of the same document): found in a folder it is skipped unless an
     ``include`` glob matches it. Globs match the file name or the path below the folder given.
-    Files named directly are kept unless excluded.
+    Files named directly are kept unless excluded; a symlink found in a folder that points
+    outside the folders given is skipped with the reason.
     """
     out = Selection()
+    paths = [Path(p) for p in paths]
+    roots = _roots(paths)
     for root in paths:
-        root = Path(root)
         is_dir = root.is_dir()
-        for path in discover([root]):
+        for path, reason in _walk([root], roots):
+            if reason is not None:
+                out.skipped.append((path, reason))
+                continue
             base = root if is_dir else None
             pattern = _matches(path, base, exclude) if exclude else None
             if pattern:

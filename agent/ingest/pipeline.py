@@ -44,9 +44,7 @@ MAX_HELD_POINTS = 512  # points held back for the document's metadata, at most
 FileProgress = Callable[[Path, str, float, "float | None"], None]
 
 
-def doc_id_for(source: str) -> str:
-    """Stable document id derived from where the document comes from."""
-    return "d" + hashlib.sha1(source.encode("utf-8")).hexdigest()[:15]
+__all__ = ["FileResult", "IngestReport", "Ingestor", "doc_id_for"]
 
 
 @dataclass
@@ -115,6 +113,15 @@ class Ingestor:
         self.models = models
         self.kb = kb
         self.blobs = blobs
+
+    def doc_id(self, source: str) -> str:
+        """The id this owner's document from ``source`` gets: keyed by the data dir's secret."""
+        return doc_id_for(source, secret_key(self.settings.home), self.settings.owner)
+
+    def doc_ids(self, source: str) -> list[str]:
+        """Ids a document from ``source`` may be stored under: keyed, then the unkeyed one of
+        knowledge bases built before keyed ids."""
+        return [self.doc_id(source), legacy_doc_id(source)]
 
     def ingest_paths(
         self,
@@ -217,10 +224,14 @@ class Ingestor:
         old = stored - {content_hash}
         for old_hash in old:
             self._delete_version(doc_id, old_hash)
+        for old_hash in legacy_stored:  # the same document under its unkeyed id: replaced
+            self._delete_version(legacy_doc_id(source), old_hash, self.settings.owner)
         return FileResult(
             str(path),
-            "replaced" if old else "added",
+            "replaced" if old or legacy_stored or missing_blobs else "added",
             doc_id=doc_id,
+            message="its images were missing from the blob store; stored again"
+            if missing_blobs else "",
             points=writer.points,
             pages=int(ctx.stats.get("pages", 0)),
             images=writer.by_modality.get("image", 0),
@@ -230,10 +241,33 @@ class Ingestor:
             stats={**ctx.stats, **{k: round(v, 3) for k, v in writer.seconds.items()}},
         )
 
-    def _complete(self, doc_id: str, content_hash: str) -> bool:
+    def _stored(self, source: str, content_hash: str) -> tuple[str, set[str], set[str]]:
+        """(doc_id, its stored versions, versions under the unkeyed id to replace).
+
+        A document stored by older versions under its unkeyed id (``legacy_doc_id``) keeps that
+        id while its content is the same; changed, it moves to the keyed id.
+        """
+        doc_id = self.doc_id(source)
+        stored = self.kb.doc_versions(doc_id)
+        if stored:
+            return doc_id, stored, set()
+        legacy, owner = legacy_doc_id(source), self.settings.owner
+        legacy_stored = self.kb.doc_versions(legacy, owner)
+        if legacy_stored == {content_hash} and self._complete(legacy, content_hash, owner):
+            return legacy, legacy_stored, set()
+        return doc_id, stored, legacy_stored
+
+    def _complete(self, doc_id: str, content_hash: str, owner: str | None = None) -> bool:
         """True when this version's last batch landed (it carries the ``complete`` flag)."""
-        flt = field_filter(doc_id=doc_id, content_hash=content_hash, **{COMPLETE: True})
+        mine = {"owner": owner} if owner is not None else {}
+        flt = field_filter(doc_id=doc_id, content_hash=content_hash, **mine, **{COMPLETE: True})
         return self.kb.count(flt) > 0
+
+    def _blobs_present(self, doc_id: str) -> bool:
+        """True when every blob the document's points reference is in the blob store."""
+        refs = {p.payload.get("blob") for p in self.kb.scroll(field_filter(doc_id=doc_id),
+                                                              fields=["blob"])} - {None}
+        return all(self.blobs.has(ref) for ref in refs)
 
     def _check_readable(self, path: Path) -> None:
         try:
@@ -251,18 +285,19 @@ class Ingestor:
                 "(raise VISTARAG_MAX_FILE_MB)",
             )
 
-    def _delete_version(self, doc_id: str, content_hash: str) -> None:
-        flt = field_filter(doc_id=doc_id, content_hash=content_hash)
+    def _delete_version(self, doc_id: str, content_hash: str, owner: str | None = None) -> None:
+        mine = {"owner": owner} if owner is not None else {}
+        flt = field_filter(doc_id=doc_id, content_hash=content_hash, **mine)
         self._delete_where(flt)
 
     def _delete_where(self, flt: models.Filter) -> int:
-        """Delete matching points, then the blobs no remaining point references."""
+        """Delete matching points, then the blobs no point of any knowledge base references
+        (the blob store is shared by all of them)."""
         refs = {p.payload.get("blob") for p in self.kb.scroll(flt, fields=["blob"])} - {None}
         count = self.kb.count(flt)
         self.kb.delete_points(flt)
-        for ref in refs:
-            if self.kb.count(field_filter(blob=ref)) == 0:
-                self.blobs.delete(ref)
+        for ref in refs - blobs_in_use(self.kb.client, refs):
+            self.blobs.delete(ref)
         return count
 
     def delete_document(self, doc_id: str) -> int:
@@ -270,6 +305,15 @@ class Ingestor:
         if not self.kb.exists():
             return 0
         return self._delete_where(field_filter(doc_id=doc_id))
+
+    def delete_source(self, source: str) -> int:
+        """Remove this owner's document ingested from ``source`` (a resolved path or an upload's
+        name), under its keyed id or the unkeyed one of older knowledge bases."""
+        if not self.kb.exists():
+            return 0
+        keyed, legacy = self.doc_ids(source)
+        flt = field_filter(doc_id=legacy, owner=self.settings.owner)
+        return self._delete_where(field_filter(doc_id=keyed)) + self._delete_where(flt)
 
 
 class _BatchWriter:

@@ -13,13 +13,15 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.data.storage_clients.base import BaseStorageClient
 from chainlit.data.utils import queue_until_user_message
-from chainlit.element import Element
+from chainlit.element import Element, ElementDict
+from fastapi import HTTPException
 
 ROUTE_PREFIX = "/vistarag/"
 FILES_ROUTE = ROUTE_PREFIX + "files/"
@@ -116,8 +118,48 @@ class LocalStorageClient(BaseStorageClient):
         return safe_join(self.root, object_key)
 
 
+def _json_field(value: Any) -> Any:
+    """A JSON column as stored (text, or NULL for elements that have none) -> its value."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+        return None
+    return value
+
+
 class VistaDataLayer(SQLAlchemyDataLayer):
-    """The SQLAlchemy data layer on SQLite, keeping ``/vistarag/...`` element URLs as they are."""
+    """The SQLAlchemy data layer on SQLite, keeping ``/vistarag/...`` element URLs as they are.
+
+    ``before_delete`` hooks run ahead of a thread's deletion (the app forgets the thread's graph
+    memory and marks its id deleted there); a hook that fails stops the deletion.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_delete: list[Callable[[str], Awaitable[None]]] = []
+
+    async def delete_thread(self, thread_id: str) -> None:
+        for hook in self.before_delete:
+            await hook(thread_id)
+        await super().delete_thread(thread_id)
+
+    async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
+        """One element of a thread; 404 when the thread has no such element.
+
+        Chainlit's own version fails with a TypeError (HTTP 500) on every element without
+        ``props`` (all but custom elements): the column is NULL, not missing.
+        """
+        rows = await self.execute_sql(
+            'SELECT * FROM elements WHERE "threadId" = :thread_id AND "id" = :element_id',
+            {"thread_id": thread_id, "element_id": element_id},
+        )
+        if not isinstance(rows, list) or not rows:
+            raise HTTPException(status_code=404, detail="Element not found")
+        row = rows[0]
+        element = {key: row.get(key) for key in ElementDict.__annotations__ if key in row}
+        element["props"] = _json_field(row.get("props")) or {}
+        element["playerConfig"] = _json_field(row.get("playerConfig"))
+        return ElementDict(**element)  # type: ignore[typeddict-item]
 
     async def _get_user_id_by_thread(self, thread_id: str) -> str | None:
         """The thread's user; for a thread not written yet (an upload in its first message),

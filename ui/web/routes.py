@@ -75,13 +75,14 @@ def install_routes(app: FastAPI, access: Access) -> None:
 
     async def blob(ref: str, user: Any = Depends(get_current_user)) -> Any:
         owner = access.owner_of(user)
+        # the owner first: a blob no point of this user's cites is never resolved (nor rendered)
+        if not owner or not await asyncio.to_thread(access.owns_blob, ref, owner):
+            raise NOT_FOUND
         try:  # off the event loop: a page stored for later is rendered on first request
             path = await asyncio.to_thread(access.engine.blobs.path, ref)
         except ValueError:
             raise NOT_FOUND from None
-        if not owner or not path.is_file():
-            raise NOT_FOUND
-        if not await asyncio.to_thread(access.owns_blob, ref, owner):
+        if not path.is_file():
             raise NOT_FOUND
         return FileResponse(path, media_type=_media_type(path))
 

@@ -63,18 +63,41 @@ class ChatRuntime:
         self.settings = settings
         self.engine = Engine(settings)
         self._graph: CompiledStateGraph | None = None
+        self._saver: BaseCheckpointSaver | None = None
+        self._saver_made = False
         self._lock = asyncio.Lock()
+        self._saver_lock = asyncio.Lock()
 
     @property
     def kb(self) -> str:
         return self.settings.kb
+
+    async def checkpointer(self) -> BaseCheckpointSaver | None:
+        """The graph's memory (one saver per process, made on first use)."""
+        async with self._saver_lock:
+            if not self._saver_made:
+                self._saver = await async_checkpointer(self.settings)
+                self._saver_made = True
+            return self._saver
+
+    async def has_memory(self, thread_id: str) -> bool:
+        """Whether the graph has checkpoints for ``thread_id``."""
+        saver = await self.checkpointer()
+        config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        return saver is not None and await saver.aget_tuple(config) is not None
+
+    async def forget(self, thread_id: str) -> None:
+        """Delete every checkpoint and pending write of ``thread_id``."""
+        saver = await self.checkpointer()
+        if saver is not None:
+            await saver.adelete_thread(thread_id)
 
     async def graph(self) -> CompiledStateGraph:
         async with self._lock:
             if self._graph is None:
                 from vistarag.graphs import build_graph
 
-                saver = await async_checkpointer(self.settings)
+                saver = await self.checkpointer()
                 self._graph = await asyncio.to_thread(
                     build_graph, self.settings, checkpointer=saver, engine=self.engine
                 )
