@@ -47,8 +47,9 @@ class Renumberer:
     final form will have: the first source cited is [1], the next new one [2], and so on.
 
     ``feed`` returns what can be shown now; a possible marker cut off at the end of a piece
-    ("... [1") is held back until the next piece (or ``flush``) says what it is. With ``limit``
-    (the number of sources), numbers outside ``1..limit`` are dropped.
+    ("... [1") is held back until the next piece (or ``flush``) says what it is, and so are
+    trailing spaces. With ``limit`` (the number of sources), numbers outside ``1..limit`` are
+    dropped, with the spaces before them.
     """
 
     def __init__(self, limit: int | None = None) -> None:
@@ -62,6 +63,7 @@ class Renumberer:
     def feed(self, text: str) -> str:
         text = self._held + text
         cut = _open_marker_at(text)
+        cut = len(text[:cut].rstrip(" \t"))  # spaces wait: a marker dropped next takes them
         text, self._held = text[:cut], text[cut:]
         return self._rewrite(text)
 
@@ -73,9 +75,13 @@ class Renumberer:
         out: list[str] = []
         pos = 0
         for match in _MARKER.finditer(text):
-            out.append(text[pos : match.start()])
-            self._line = (self._line + text[pos : match.start()]).rsplit("\n", 1)[-1]
-            out.append(self._marker(match.group(1)))
+            marker = self._marker(match.group(1))
+            before = text[pos : match.start()]
+            if not marker:  # "p.3 [72,80,540,200]," reads "p.3,", not "p.3 ,"
+                before = before.rstrip(" \t")
+            out.append(before)
+            self._line = (self._line + before).rsplit("\n", 1)[-1]
+            out.append(marker)
             pos = match.end()
         out.append(text[pos:])
         self._line = (self._line + text[pos:]).rsplit("\n", 1)[-1]

@@ -5,6 +5,11 @@ figures on it; the same figure crop can be stored more than once. ``collapse`` k
 hit of each piece of evidence, in score order, and records on it every modality that matched
 (``extra["modalities"]``) and the ids it absorbed (``extra["merged"]``), so the top k are k
 distinct pieces of evidence.
+
+A video's ``clip`` point (the whole clip) contains every moment of that video the way a page
+render contains its page: when a moment of the same video (a transcript segment, a keyframe) is
+among the hits, the kept hit is the best such moment, at the clip's score if that was higher, so
+an answer cites ``talk.mp4 @ 00:03-00:06`` rather than the whole clip at ``00:00``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,11 @@ def _time_overlap(a: Hit, b: Hit) -> bool:
     return inter > 0.8 * min(a_end - a.t_start, b_end - b.t_start)
 
 
+def _clip_and_moment(clip: Hit, moment: Hit) -> bool:
+    return (clip.modality == "clip" and moment.modality != "clip"
+            and moment.t_start is not None and moment.page is None)
+
+
 def same_evidence(a: Hit, b: Hit) -> bool:
     """Whether two hits show the same thing: one region, one page render, one image."""
     if a.id == b.id:
@@ -53,6 +63,8 @@ def same_evidence(a: Hit, b: Hit) -> bool:
         return True  # identical image content (blobs are content-addressed)
     if a.doc_id != b.doc_id:
         return False
+    if _clip_and_moment(a, b) or _clip_and_moment(b, a):
+        return True  # the whole clip contains each of its moments
     if a.page is not None and a.page == b.page:
         if a.modality == "page" or b.modality == "page":
             return True  # a page render contains everything on its page
@@ -103,10 +115,12 @@ def collapse(hits: list[Hit]) -> list[Hit]:
             if hit.modality not in modalities:
                 modalities.append(hit.modality)
             page_first = best.modality == "page" and not best.extra.get("merged")
-            if hit.modality != "page" and (page_first or _inside(hit, best)):
-                # The page render (or a larger region) matched best, but a region inside it
-                # says precisely what (a table row inside a page's text): show the region, at
-                # the best score.
+            if _clip_and_moment(best, hit) or (
+                hit.modality != "page" and (page_first or _inside(hit, best))
+            ):
+                # The page render, the whole clip (or a larger region) matched best, but a part
+                # of it says precisely what and where (a table row inside a page's text, the
+                # moment a sentence is spoken): show the part, at the best score.
                 merged = [*best.extra.get("merged", []), best.id]
                 extra = {**hit.extra, "modalities": modalities, "merged": merged,
                          "merged_texts": _texts(best, hit)}

@@ -1,4 +1,6 @@
-"""A small sample corpus the project generates itself: a PDF, a screenshot, a chart, notes.
+"""A small sample corpus the project generates itself: a PDF, a screenshot, a chart, notes;
+the eval corpus adds a metrics PDF, screenshots and a narrated video (H.264 + AAC, shipped in
+``sample_media/`` and copied, so it is there without espeak-ng).
 
 Used by ``make run`` / ``make demo`` and by the tests.
 ``python -m vistarag.evals.sample_corpus DIR`` writes the demo eval suite's corpus into DIR.
@@ -169,65 +171,106 @@ def make_metrics_pdf(path: Path) -> Path:
     return path
 
 
-def make_video(path: Path) -> Path | None:
-    """A 6 s MP4: three text slides and spoken narration (espeak-ng); None without PyAV/espeak."""
-    import shutil
-    import subprocess
-    import tempfile
+SAMPLE_MEDIA = Path(__file__).resolve().parent / "sample_media"
+SAMPLE_VIDEO = SAMPLE_MEDIA / "safety_briefing.mp4"  # made once by generate_video (package data)
+VIDEO_SECONDS = 8.0
+VIDEO_COLOURS = ("white", "#ffe08a", "#9fd3ff")  # light, so OCR reads the slides' text
+VIDEO_CODECS = ("h264", "aac")  # what browsers play in MP4
 
-    try:
-        import av
-        import numpy as np
-    except ImportError:
-        return None
-    espeak = shutil.which("espeak-ng") or shutil.which("espeak")
-    if espeak is None:
-        return None
-    if path.exists():  # encoders are not byte-stable: keep the file so the ingest cache holds
+
+class SampleMediaError(RuntimeError):
+    """The sample video can neither be copied nor generated."""
+
+
+def generate_video(path: Path) -> Path:
+    """Encode the narrated video: three slides, espeak-ng narration, H.264 + AAC in MP4.
+
+    Needs PyAV (its wheel carries libx264 and aac) and espeak-ng. It wrote the shipped copy in
+    ``evals/sample_media/``: ``python -m vistarag.evals.sample_corpus --regenerate-video``.
+    """
+    from vistarag.evals.video_samples import Scene, slide, speech_track, write_video
+
+    size = (640, 360)
+    step = VIDEO_SECONDS / len(VIDEO_SLIDES)
+    scenes = [Scene(i * step, (i + 1) * step, slide([line], size, bg))  # a scene change each
+              for i, (line, bg) in enumerate(zip(VIDEO_SLIDES, VIDEO_COLOURS, strict=True))]
+    audio = speech_track(VIDEO_SECONDS, [(0.3, VIDEO_SPEECH)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(path, scenes, size=size, fps=5, audio=audio, faststart=True,
+                       preset="slow")
+
+
+def video_codecs(path: Path) -> tuple[str, ...]:
+    """The codec names of a media file's streams, video first (PyAV)."""
+    import av
+
+    with av.open(str(path)) as media:
+        return tuple(s.codec_context.name for s in sorted(
+            media.streams, key=lambda s: s.type != "video"))
+
+
+def make_video(path: Path) -> Path:
+    """The narrated sample video at ``path``: the shipped copy, else generated (espeak-ng).
+
+    Raises :class:`SampleMediaError` when neither works, so a sample never silently lacks it.
+    """
+    import shutil
+
+    if path.exists() and path.stat().st_size and _playable(path):
+        return path  # keep the same bytes, so the ingest cache holds
+    if SAMPLE_VIDEO.is_file():
+        shutil.copyfile(SAMPLE_VIDEO, path)
         return path
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "speech.wav"
-        subprocess.run([espeak, "-s", "150", "-w", str(wav), VIDEO_SPEECH], check=True,
-                       capture_output=True)
-        with av.open(str(wav)) as src:
-            audio_frames = [f for f in src.decode(audio=0)]
-        fps, seconds = 5, 6
-        with av.open(str(path), "w") as out:
-            vstream = out.add_stream("mpeg4", rate=fps)
-            vstream.width, vstream.height, vstream.pix_fmt = 640, 360, "yuv420p"
-            astream = out.add_stream("aac", rate=16000, layout="mono")
-            for i in range(fps * seconds):
-                slide = VIDEO_SLIDES[min(i // (fps * 2), len(VIDEO_SLIDES) - 1)]
-                image = text_image([slide], size=(640, 360), font_size=30)
-                frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
-                for packet in vstream.encode(frame):
-                    out.mux(packet)
-            for packet in vstream.encode():
-                out.mux(packet)
-            resampler = av.AudioResampler(format="fltp", layout="mono", rate=16000)
-            for frame in audio_frames:
-                for resampled in resampler.resample(frame):
-                    for packet in astream.encode(resampled):
-                        out.mux(packet)
-            for packet in astream.encode():
-                out.mux(packet)
-    return path
+    if shutil.which("espeak-ng") is None:
+        raise SampleMediaError(
+            f"{SAMPLE_VIDEO} is missing from this install and espeak-ng is not installed, so "
+            f"the sample's narrated video {path} cannot be made. Reinstall VistaRAG (the file is "
+            "package data) or install espeak-ng (apt-get install espeak-ng), then run again."
+        )
+    try:
+        return generate_video(path)
+    except Exception as exc:  # PyAV missing, no libx264 in its wheel, espeak failing
+        raise SampleMediaError(
+            f"could not encode the sample's narrated video {path}: {exc}. Install the video "
+            "extra (pip install 'vistarag[video]') or restore "
+            f"{SAMPLE_VIDEO}, then run again."
+        ) from exc
+
+
+def _playable(path: Path) -> bool:
+    """Whether an existing file is H.264 + AAC (an older sample was MPEG-4 Part 2)."""
+    try:
+        return video_codecs(path) == VIDEO_CODECS
+    except Exception:
+        return False
 
 
 def make_eval_corpus(root: Path) -> list[Path]:
     """The demo eval suite's corpus: the sample corpus, a metrics PDF (table and chart), two
-    more screenshots and, where PyAV and espeak-ng are installed, a short narrated video."""
+    more screenshots and a short narrated video (H.264 + AAC)."""
     files = make_sample_corpus(root)
     files += [
         make_metrics_pdf(root / "depot_metrics_2024.pdf"),
         make_screenshot(root / "login_error_screenshot.png", LOGIN_LINES),
         make_screenshot(root / "fleet_dashboard_screenshot.png", DASHBOARD_LINES),
     ]
-    video = make_video(root / "safety_briefing.mp4")
-    return files + ([video] if video else [])
+    return files + [make_video(root / "safety_briefing.mp4")]
+
+
+def main(argv: list[str]) -> int:
+    """``DIR``: write the eval corpus; ``--regenerate-video``: rewrite the shipped video."""
+    if argv[:1] == ["--regenerate-video"]:
+        print(generate_video(SAMPLE_VIDEO))
+        return 0
+    try:
+        files = make_eval_corpus(Path(argv[0] if argv else "sample-corpus"))
+    except SampleMediaError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    for file in files:
+        print(file)
+    return 0
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "sample-corpus")
-    for file in make_eval_corpus(target):  # with the narrated video where espeak-ng is installed
-        print(file)
+    sys.exit(main(sys.argv[1:]))

@@ -118,8 +118,12 @@ def write_video(
     audio: np.ndarray | None = None,
     frame_times: Sequence[float] | None = None,
     faststart: bool = False,
+    preset: str = "ultrafast",
 ) -> Path:
-    """Encode scenes (H.264; AAC audio if given). ``frame_times`` makes a variable-rate file."""
+    """Encode scenes (H.264; AAC audio if given). ``frame_times`` makes a variable-rate file.
+
+    ``preset`` is libx264's speed/size trade-off (``slow`` for files that are shipped).
+    """
     import av
 
     duration = max(s.end for s in scenes)
@@ -131,7 +135,7 @@ def write_video(
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "23"}
+        stream.options = {"preset": preset, "crf": "23"}
         ms = Fraction(1, 1000)
         stream.codec_context.time_base = ms
         audio_stream = None

@@ -254,7 +254,7 @@ def test_streamed_markers_are_renumbered_across_pieces() -> None:
               "nk](x) and [", "a]."]
     numbering = Renumberer(limit=7)
     streamed = "".join(numbering.feed(p) for p in pieces) + numbering.flush()
-    assert streamed == "A [1]. B [2] and [1, 3]. C . D [1, 4]. See [link](x) and [a]."
+    assert streamed == "A [1]. B [2] and [1, 3]. C. D [1, 4]. See [link](x) and [a]."
     hits = [_hit(f"h{i}", "text", i, 1.0, text=f"Fact {i}.") for i in range(1, 8)]
     final, _ = renumber(answer, hits)
     assert final == streamed.replace("C .", "C.")  # the final answer also tidies the gap

@@ -21,12 +21,13 @@ from vistarag.ui.cli_help import Command, Group
 if TYPE_CHECKING:  # heavy modules load lazily, so --help and status stay fast
     from vistarag.agent.engine import Engine
     from vistarag.agent.ingest.pipeline import FileResult
+    from vistarag.agent.settings import Settings
     from vistarag.agent.types import Hit
 
 
 app = typer.Typer(
     cls=Group,
-    help="VistaRAG: chat with your documents, screenshots and images.",
+    help="VistaRAG: chat with your documents, screenshots, images and videos.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -60,7 +61,7 @@ def _main(
         ),
     ] = None,
 ) -> None:
-    """VistaRAG: chat with your documents, screenshots and images."""
+    """VistaRAG: chat with your documents, screenshots, images and videos."""
     if home is not None:
         os.environ["VISTARAG_HOME"] = str(home.expanduser().resolve())
 
@@ -107,7 +108,7 @@ def _show_notices(engine: Engine, kb: str | None = None) -> None:
 @app.command(cls=Command)
 def ingest(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH",
-        help="Files and folders (recursive).")],
+        help="Files and folders (recursive): documents, images and videos.")],
     kb: KbOpt = None,
     include: Annotated[list[str] | None, typer.Option(
         "--include", metavar="GLOB",
@@ -428,7 +429,7 @@ def ask(
             snippet = " ".join(c.snippet.split())[:120]
             table.add_row(str(c.n), c.modality, c.locator(), snippet)
         out.print(table)
-    err.print(f"[dim]thread {thread_id} - follow up with --thread {thread_id}[/dim]")
+    err.print(f"[dim]follow up with --thread {thread_id}[/dim]")
 
 
 @app.command(cls=Command)
@@ -486,9 +487,23 @@ def status(as_json: JsonOpt = False) -> None:
     out.print(f"  text        {escape(m['text_model'])} on {m['text_backend']}")
     out.print(f"  joint       {escape(m['joint_model'])}: {escape(m['joint_status'])}")
     out.print(f"  reranker    {escape(m['reranker'])}")
-    out.print(f"  synthesizer {escape(m['synthesizer'])}")
+    out.print(f"  synthesizer {escape(_synthesizer_line(settings, m['synthesizer']))}")
     mode = "text-bridge mode" if info["text_bridge"] else "joint image-text space available"
     out.print(f"[bold]mode[/bold]       {mode}")
+
+
+def _synthesizer_line(settings: Settings, configured: str) -> str:
+    """``auto: extractive (quotes the sources) until ...`` or ``auto: anthropic:claude-...``."""
+    from vistarag.agent.llm import HOW_TO_CONFIGURE, choose_backend
+
+    backend, _ = choose_backend(settings)
+    if backend == "extractive":
+        if configured == "extractive":
+            return "extractive (answers quote the sources; no language model)"
+        return (f"{configured}: answers are extractive (they quote the sources) until you "
+                f"{HOW_TO_CONFIGURE}")
+    model = settings.anthropic_model if backend == "anthropic" else settings.openai_model
+    return f"{configured}: {backend}:{model}"
 
 
 @kb_app.command("list", cls=Command)

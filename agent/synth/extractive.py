@@ -21,7 +21,7 @@ from vistarag.agent.synth.base import (
     SynthesisResult,
     TokenCallback,
 )
-from vistarag.agent.types import Hit, time_range
+from vistarag.agent.types import Hit, locator, time_range
 
 NOT_FOUND = (
     "I found nothing relevant to your question in the indexed documents, so I cannot answer it "
@@ -50,6 +50,16 @@ _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"\w+", re.UNICODE)
 # "[12]" inside a quoted document would read as a citation of source 12.
 _BRACKETED_NUMBER = re.compile(r"\[(\s*\d[\d\s,;\-\u2013]*)\]")
+_MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+|\s+#+\s*$")
+_MARKDOWN_EMPHASIS = re.compile(r"(\*\*|__|`)(.+?)\1")
+
+
+def plain(text: str) -> str:
+    """A Markdown heading or label as a reader says it: ``## The **Word** Processor`` ->
+    ``The Word Processor`` (heading markers, bold and code marks dropped)."""
+    return _MARKDOWN_EMPHASIS.sub(r"\2", _MARKDOWN_HEADING.sub("", text)).strip()
+
+
 # Sentence ends, line breaks, and markup-like fence tags (``</source>``) all split sentences.
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+|</?[A-Za-z_][\w-]*(?:\s[^<>]{0,80})?>")
 # Sentences that address the reader as instructions are never quoted.
@@ -191,8 +201,14 @@ def _asked_years(sentence: str, years: set[int]) -> str:
     return f"{head}: {'; '.join(kept)}" if kept else sentence
 
 
+def _where(hit: Hit) -> str:
+    """``report.pdf p.3`` / ``talk.mp4 @ 00:03-00:06``: no box, whose ``[72,80,540,200]`` would
+    read as a citation marker."""
+    return locator(hit.source, hit.page, None, hit.t_start, hit.t_end)
+
+
 def _quote(sentence: str) -> str:
-    text = _BRACKETED_NUMBER.sub(r"(\1)", sentence.replace('"', "'"))
+    text = _BRACKETED_NUMBER.sub(r"(\1)", plain(sentence).replace('"', "'"))
     if len(text) > MAX_QUOTE_CHARS:
         text = text[: MAX_QUOTE_CHARS - 1].rsplit(" ", 1)[0] + "\u2026"
     return f'"{text}"'
@@ -334,7 +350,7 @@ class ExtractiveSynthesizer:
             and any("rerank" in h.extra for h in hits)  # reranked: relevance can be judged
             and not is_relevant(hits, request.matched_text)
         ):
-            refs = ", ".join(f"[{n}] {h.locator()}" for n, h in enumerate(hits[:3], start=1))
+            refs = ", ".join(f"[{n}] {_where(h)}" for n, h in enumerate(hits[:3], start=1))
             return NOT_IN_DOCUMENTS.format(refs=refs)
         chosen = self._choose(self._candidates(request), _asked_terms(request))
         if not chosen:
@@ -386,6 +402,7 @@ HEADING_WORDS = 6  # a line this short without a full stop is a heading ("Region
 
 
 def _is_heading(sentence: str) -> bool:
+    sentence = plain(sentence)
     return len(sentence.split()) <= HEADING_WORDS and not re.search(r"[.!?:;=]$|\d", sentence)
 
 
@@ -489,7 +506,7 @@ def _used(request: SynthesisRequest, chosen: list[_Candidate]) -> str:
     labels: list[str] = []
     for cand in chosen:
         if cand.n:
-            label = docmeta.label(request.hits[cand.n - 1].extra.get("doc"))
+            label = plain(docmeta.label(request.hits[cand.n - 1].extra.get("doc")))
             if label and len(label) <= MAX_LABEL_CHARS and label not in labels:
                 labels.append(label)
     return f" (from {'; '.join(labels)})" if labels else ""
