@@ -34,6 +34,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -231,6 +232,25 @@ def _quiet_logging() -> Iterator[None]:
         root.setLevel(level)
 
 
+MAX_RUNS = 4  # concurrent runs at most: more only adds memory and contention
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def run_threads(available: int | None = None) -> tuple[int, int]:
+    """(concurrent runs, intra-op threads per run) for ``available`` cores: one thread per run
+    up to ``MAX_RUNS`` runs, the rest of the cores shared out as intra-op threads."""
+    n = max(1, available or cores())
+    runs = min(MAX_RUNS, n)
+    return runs, max(1, n // runs)
+
+
 class OnnxTextEncoder:
     """Text queries and documents into the text model's space, without torch."""
 
@@ -250,7 +270,8 @@ class OnnxTextEncoder:
         # Dynamic int8 quantisation scales activations per input tensor, so a text's vector
         # would depend on the texts batched with it (cosine 0.993 between batchings): int8
         # runs one text at a time, which keeps every vector the same however texts are
-        # batched (about 17% slower than batches of 8).
+        # batched (about 17% slower than batches of 8). Runs go to a small thread pool, so
+        # one-at-a-time still uses every core (``run_threads``); the vectors are the same.
         self._one_at_a_time = bool(meta.get("int8"))
         padding = self._tokenizer.padding  # padded by hand below, batch by batch
         self._pad_id = int(padding["pad_id"] if padding else
@@ -261,10 +282,15 @@ class OnnxTextEncoder:
         # ORT's worker threads otherwise spin after each run, holding the cores that PDF
         # extraction and a long-lived UI process need between batches and queries.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Several runs at once (``InferenceSession.run`` is thread-safe and releases the GIL),
+        # each on ``intra`` threads: runs x intra-op threads never exceeds the cores.
+        self._runs, intra = run_threads()
+        options.intra_op_num_threads = intra
         self._session = ort.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the tokenizer's settings change per call
+        self._pool: ThreadPoolExecutor | None = None
 
     def _encode(
         self, texts: Sequence[str], batch_size: int, max_tokens: int | None = None
@@ -281,28 +307,42 @@ class OnnxTextEncoder:
             self._tokenizer.enable_truncation(limit)
             encs = self._tokenizer.encode_batch([str(t).strip() for t in texts])
         order = sorted(range(len(encs)), key=lambda i: -len(encs[i].ids))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            width = max(len(encs[i].ids) for i in rows)
-            feed = {name: np.zeros((len(rows), width), dtype=np.int64) for name in
-                    ("input_ids", "attention_mask", "token_type_ids")}
-            feed["input_ids"].fill(self._pad_id)
-            for r, i in enumerate(rows):
-                enc = encs[i]
-                n = len(enc.ids)
-                feed["input_ids"][r, :n] = enc.ids
-                feed["attention_mask"][r, :n] = enc.attention_mask
-                feed["token_type_ids"][r, :n] = enc.type_ids
-            with self._lock:
-                (hidden,) = self._session.run(None, {k: feed[k] for k in self._inputs})
-            if self._pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = feed["attention_mask"][..., None].astype(np.float32)
-                pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[rows] = pooled / np.clip(norms, 1e-12, None)
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        if self._runs > 1 and len(batches) > 1:
+            for rows, vecs in zip(batches, self._executor().map(
+                    lambda rows: self._run(encs, rows), batches), strict=True):
+                out[rows] = vecs
+        else:
+            for rows in batches:
+                out[rows] = self._run(encs, rows)
         return out
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._runs, thread_name_prefix="onnx-text")
+            return self._pool
+
+    def _run(self, encs: Sequence[Any], rows: list[int]) -> np.ndarray:
+        """Normalised vectors of the encodings at ``rows``, padded to the longest of them."""
+        width = max(len(encs[i].ids) for i in rows)
+        feed = {name: np.zeros((len(rows), width), dtype=np.int64) for name in
+                ("input_ids", "attention_mask", "token_type_ids")}
+        feed["input_ids"].fill(self._pad_id)
+        for r, i in enumerate(rows):
+            enc = encs[i]
+            n = len(enc.ids)
+            feed["input_ids"][r, :n] = enc.ids
+            feed["attention_mask"][r, :n] = enc.attention_mask
+            feed["token_type_ids"][r, :n] = enc.type_ids
+        (hidden,) = self._session.run(None, {k: feed[k] for k in self._inputs})
+        if self._pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = feed["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return pooled / np.clip(norms, 1e-12, None)
 
     def encode_query(self, items: Sequence[str], batch_size: int = 32) -> np.ndarray:
         return self._encode(items, batch_size)

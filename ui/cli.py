@@ -117,8 +117,15 @@ def ingest(
     exclude: Annotated[list[str] | None, typer.Option(
         "--exclude", metavar="GLOB", help="Leave out files matching this glob (repeatable).",
     )] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Files ingested at once (default: the cores).",
+    )] = None,
 ) -> None:
-    """Add PDFs, images, screenshots and text files to a knowledge base."""
+    """Add PDFs, images, screenshots, text files and videos to a knowledge base.
+
+    Videos (mp4, m4v, webm, mov, mkv, avi; the `video` extra) give keyframes and what is said, each
+    cited at its time; an .srt or .vtt beside a video is used instead of transcribing it.
+    """
     engine = _engine(kb)
     try:
         ingestor = engine.ingestor()
@@ -138,6 +145,7 @@ def ingest(
     )
 
     from vistarag.agent.ingest.discover import select
+    from vistarag.agent.ingest.parallel import default_workers
 
     _show_notices(engine)
     selection = select(paths, include or (), exclude or ())
@@ -174,7 +182,8 @@ def ingest(
 
         try:
             report = ingestor.ingest_selection(
-                selection, on_file=on_file, on_result=on_result, on_progress=on_progress
+                selection, on_file=on_file, on_result=on_result, on_progress=on_progress,
+                workers=workers or default_workers(),
             )
         except VistaRAGError as exc:
             _fail(exc)

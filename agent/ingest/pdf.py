@@ -5,13 +5,16 @@ Coordinates are PDF points in the page's visible (rotated) space; pages are 1-ba
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pymupdf
+from PIL import Image
 
 from vistarag.agent.blobs import PageRender, sha256_file
 from vistarag.agent.errors import IngestError
@@ -34,6 +37,11 @@ if TYPE_CHECKING:
 
 MIN_FIGURE_PT = 48  # figures smaller than this (either side, in points) are icons or rules
 OCR_DPI = 200
+# A scanned page is OCRed at most this many pixels on its longer side (145 dpi on a letter page:
+# 10 pt text is 20 px high). Measured on a 150 dpi scan of a letter page (evals/bench_messy):
+# at 2,200 px the OCR took 7.6 CPU-s and 350 MiB more memory, at 1,600 px 5.7 CPU-s and 190 MiB,
+# and read its first line better (the upsampled scan had blurred it).
+SCAN_OCR_MAX_SIDE = 1600
 CAPTION_GAP_PT = 60
 _CAPTION_START = re.compile(r"^\s*(fig(ure)?|table|chart|image|photo|diagram)\.?\s*\d*", re.I)
 MIN_TEXT_LAYER_CHARS = 20
@@ -125,47 +133,89 @@ def _text_inside(rect: pymupdf.Rect, blocks: list[Block]) -> str:
 
 
 FIGURE_OCR_WORDS = 8  # fewer words of the text layer inside a figure: OCR it (a chart's labels)
+PAGE_COVER = 0.85  # an image over this share of a scanned page is the page: its render stands in
+
+
+def _stage(stats: Counter[str], name: str) -> contextlib.AbstractContextManager[None]:
+    """Times a block into ``stats[name + '_s']`` (see ``_timed`` and ``bench_messy``)."""
+    return _timed(stats, f"{name}_s")
+
+
+@contextlib.contextmanager
+def _timed(stats: Counter[str], key: str) -> Iterator[None]:
+    """Wall seconds under ``key``, this thread's CPU seconds under ``key + '_cpu'``."""
+    started, cpu = time.perf_counter(), time.thread_time()
+    try:
+        yield
+    finally:
+        stats[key] += time.perf_counter() - started  # type: ignore[assignment]
+        stats[f"{key}_cpu"] += time.thread_time() - cpu  # type: ignore[assignment]
+
+
+def _triage(
+    page: pymupdf.Page, scanned: bool, seen: set[bytes], stats: Counter[str]
+) -> list[pymupdf.Rect]:
+    """The boxes of the page's images worth a figure unit. Left out, and never OCRed or
+    embedded: images under ``MIN_FIGURE_PT`` on a side (glyphs, check boxes, icons, rules), an
+    image already placed earlier in the document (a logo on every page: the same pixels, by
+    MD5), and on a scanned page the scan itself (the page render and its OCR stand for it)."""
+    boxes: list[pymupdf.Rect] = []
+    area = max(page.rect.width * page.rect.height, 1.0)
+    for info in page.get_image_info(hashes=True):
+        stats["images_placed"] += 1
+        rect = pymupdf.Rect(info["bbox"]) & page.rect
+        if rect.is_empty or rect.width < MIN_FIGURE_PT or rect.height < MIN_FIGURE_PT:
+            stats["images_tiny"] += 1
+            continue
+        digest = bytes(info.get("digest") or b"") or repr(tuple(rect)).encode()
+        if digest in seen:
+            stats["images_repeated"] += 1
+            continue
+        seen.add(digest)
+        if scanned and rect.width * rect.height >= PAGE_COVER * area:
+            stats["images_page_scan"] += 1
+            continue
+        boxes.append(rect)
+    return boxes
 
 
 def _figures(
-    page: pymupdf.Page, page_no: int, blocks: list[Block], ocr: RapidOcrEngine | None = None
+    page: pymupdf.Page, page_no: int, blocks: list[Block], boxes: list[pymupdf.Rect],
+    ocr: RapidOcrEngine | None = None, stats: Counter[str] | None = None,
 ) -> list[Unit]:
-    """Embedded images as figure units: the crop, its caption, and (with ``ocr``, for figures
-    the text layer has no words inside) what OCR reads in it: chart labels and figures."""
+    """Figure units for the triaged image ``boxes``: the crop, its caption, and (with ``ocr``,
+    for figures the text layer has no words inside) what OCR reads in it: chart labels."""
+    stats = stats if stats is not None else Counter()
     units: list[Unit] = []
-    seen: set[tuple[int, int, int, int]] = set()
-    for info in page.get_images(full=True):
-        xref = info[0]
-        try:
-            rects = page.get_image_rects(xref)
-        except Exception:
-            continue
-        for rect in rects:
-            rect = rect & page.rect
-            if rect.is_empty or rect.width < MIN_FIGURE_PT or rect.height < MIN_FIGURE_PT:
-                continue
-            key = tuple(round(v) for v in rect)
-            if key in seen:
-                continue
-            seen.add(key)  # type: ignore[arg-type]
-            caption = _caption_for(rect, blocks) or _text_inside(rect, blocks)
+    for rect in boxes:
+        caption = _caption_for(rect, blocks) or _text_inside(rect, blocks)
+        with _stage(stats, "render"):
             crop = render_page(page, 150, clip=rect)
-            text = caption
-            if ocr is not None and len(_text_inside(rect, blocks).split()) < FIGURE_OCR_WORDS:
+        text = caption
+        if ocr is not None and len(_text_inside(rect, blocks).split()) < FIGURE_OCR_WORDS:
+            with _stage(stats, "ocr"):
                 read = lines_to_text(ocr_image(ocr, crop)).strip()
-                text = "\n".join(t for t in (caption, read) if t)
-            units.append(
-                Unit(
-                    key=f"p{page_no}-fig{len(units)}",
-                    modality="image",
-                    text=text,
-                    image=crop,
-                    page=page_no,
-                    bbox=[round(v, 1) for v in rect],
-                    payload={"caption": caption, "from": "pdf-figure"},
-                )
+            stats["ocr_runs"] += 1
+            text = "\n".join(t for t in (caption, read) if t)
+        units.append(
+            Unit(
+                key=f"p{page_no}-fig{len(units)}",
+                modality="image",
+                text=text,
+                image=crop,
+                page=page_no,
+                bbox=[round(v, 1) for v in rect],
+                payload={"caption": caption, "from": "pdf-figure"},
             )
+        )
     return units
+
+
+def _render(
+    page: pymupdf.Page, dpi: int, max_side: int | None, stats: Counter[str]
+) -> Image.Image:
+    with _stage(stats, "render"):
+        return render_page(page, dpi, max_side=max_side)
 
 
 def extract_pdf(
@@ -217,27 +267,39 @@ def iter_pdf_pages(
     stats["pages"] = doc.page_count
     title = (doc.metadata or {}).get("title") or ""
     produced = 0
+    seen_images: set[bytes] = set()
     try:
         for index in range(doc.page_count):
             page_no = index + 1
             units: list[Unit] = []
             try:
-                page = doc.load_page(index)
-                textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_BLOCKS)  # blocks and words
-                blocks = _text_blocks(page, textpage)
+                with _stage(stats, "parse"):
+                    page = doc.load_page(index)
+                    textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_BLOCKS)
+                    blocks = _text_blocks(page, textpage)
                 page_key = f"p{page_no}"
                 page_text = "\n".join(clean(b.text) for b in blocks)
                 scanned = len(page_text) < MIN_TEXT_LAYER_CHARS
+                with _stage(stats, "triage"):
+                    boxes = _triage(page, scanned, seen_images, stats)
                 if scanned:
-                    lines = ocr_image(ocr, render_page(page, OCR_DPI))
-                    scale = 72.0 / OCR_DPI
+                    with _stage(stats, "render"):
+                        image = render_page(page, OCR_DPI, max_side=SCAN_OCR_MAX_SIDE)
+                    with _stage(stats, "ocr"):
+                        lines = ocr_image(ocr, image)
+                    stats["ocr_runs"] += 1
+                    scale = page.rect.width / image.width
+                    del image
                     units += ocr_units(lines, max_chars, page_key, page=page_no, scale=scale)
                     page_text = lines_to_text(lines)
                     # On a scanned page, what OCR read inside a figure stands in for its text.
                     blocks = [Block(ln.text, tuple(v * scale for v in ln.bbox)) for ln in lines]
                 else:
-                    tables = _table_units(page, page_no, max_chars, textpage)
-                    for i, chunk in enumerate(pack_blocks(blocks, max_chars)):
+                    with _stage(stats, "tables"):
+                        tables = _table_units(page, page_no, max_chars, textpage)
+                    with _stage(stats, "chunk"):
+                        chunks = pack_blocks(blocks, max_chars)
+                    for i, chunk in enumerate(chunks):
                         units.append(
                             Unit(
                                 key=f"{page_key}-t{i}",
@@ -249,7 +311,7 @@ def iter_pdf_pages(
                             )
                         )
                     units += tables
-                figures = _figures(page, page_no, blocks, ocr)
+                figures = _figures(page, page_no, blocks, boxes, ocr, stats)
                 units += figures
                 later = None
                 if defer_renders and not scanned and not figures:
@@ -260,7 +322,7 @@ def iter_pdf_pages(
                         modality="page",
                         text=page_text[:1500],
                         text_vector_from=tuple(u.key for u in units if u.modality == "text"),
-                        image=None if later else render_page(page, render_dpi, max_side=max_side),
+                        image=None if later else _render(page, render_dpi, max_side, stats),
                         render=later,
                         page=page_no,
                         bbox=[round(v, 1) for v in page.rect],

@@ -26,9 +26,11 @@ from qdrant_client import models
 
 from vistarag.agent import docmeta
 from vistarag.agent.blobs import BlobStore, sha256_file
+from vistarag.agent.docid import doc_id_for, legacy_doc_id, secret_key
 from vistarag.agent.errors import IngestError
-from vistarag.agent.index import KnowledgeBase, PointRecord, field_filter, point_id
+from vistarag.agent.index import KnowledgeBase, PointRecord, blobs_in_use, field_filter, point_id
 from vistarag.agent.ingest.discover import Selection, kind_of, select
+from vistarag.agent.ingest.parallel import map_ordered, read_ahead
 from vistarag.agent.ingest.registry import ExtractContext, ProgressCallback, get_extractor
 from vistarag.agent.ingest.units import Unit
 from vistarag.agent.models import Models
@@ -148,19 +150,24 @@ class Ingestor:
         on_file: Callable[[Path], None] | None = None,
         on_result: Callable[[FileResult], None] | None = None,
         on_progress: FileProgress | None = None,
+        workers: int = 1,
     ) -> IngestReport:
-        """Ingest what ``discover.select`` chose; what it left out is reported as skipped."""
+        """Ingest what ``discover.select`` chose; what it left out is reported as skipped.
+        ``workers`` files are ingested at once (threads; results still come in order)."""
         started = time.perf_counter()
         report = IngestReport()
         for path, reason in selection.skipped:
             report.results.append(FileResult(str(path), "skipped", message=reason))
             if on_result:
                 on_result(report.results[-1])
-        for path in selection.files:
+
+        def one(path: Path) -> FileResult:
             if on_file:
                 on_file(path)
             progress = functools.partial(on_progress, path) if on_progress else None
-            result = self.ingest_file(path, on_progress=progress)
+            return self.ingest_file(path, on_progress=progress)
+
+        for result in map_ordered(one, list(selection.files), workers):
             report.results.append(result)
             if on_result:
                 on_result(result)
@@ -197,26 +204,32 @@ class Ingestor:
         spec = get_extractor(kind)
         self._check_readable(path)
         source = source or str(path.resolve())
-        doc_id = doc_id_for(source)
         file_hash = content_hash = sha256_file(path)
         if spec.companions is not None and (extra := spec.companions(path)):
             parts = [file_hash, *(f"{p.name}:{sha256_file(p)}" for p in extra)]
             content_hash = hashlib.sha256("\n".join(parts).encode()).hexdigest()
         self.kb.ensure(self.models.record(), owner=self.settings.owner)
-        stored = self.kb.doc_versions(doc_id)
+        doc_id, stored, legacy_stored = self._stored(source, content_hash)
+        missing_blobs = False
         if stored == {content_hash} and self._complete(doc_id, content_hash):
-            return FileResult(str(path), "unchanged", doc_id=doc_id, kind=kind)
+            missing_blobs = not self._blobs_present(doc_id)
+            if not missing_blobs:
+                return FileResult(str(path), "unchanged", doc_id=doc_id, kind=kind)
         ctx = ExtractContext(self.settings, self.models, on_progress, file_sha256=file_hash)
         writer = _BatchWriter(self, doc_id, source, content_hash, kind)
         started = time.perf_counter()
         try:
-            for group in spec.extract(path, ctx):
-                writer.add(group)
+            # the next groups are extracted while this one is embedded (bounded read-ahead)
+            with contextlib.closing(read_ahead(spec.extract(path, ctx))) as groups:
+                for group in groups:
+                    writer.add(group)
             writer.finish()
             writer.seconds["total_s"] = time.perf_counter() - started
         except BaseException:
-            # What this attempt stored of the new version goes; stored versions stay.
-            self._delete_version(doc_id, content_hash)
+            # What this attempt stored of the new version goes; stored versions stay (a
+            # complete version whose images were being restored is such a stored version).
+            if not missing_blobs:
+                self._delete_version(doc_id, content_hash)
             raise
         if not writer.points:
             self._delete_version(doc_id, content_hash)

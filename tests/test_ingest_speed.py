@@ -1,0 +1,196 @@
+"""Ingestion does less and uses every core: tiny and repeated images are never OCRed or
+embedded, concurrent text encoding gives the one-at-a-time vectors, extraction reads ahead of
+embedding, and several workers store the same points as one."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pymupdf
+import pytest
+from PIL import Image, ImageDraw
+
+from vistarag.agent.engine import Engine
+from vistarag.agent.ingest.discover import select
+from vistarag.agent.ingest.parallel import map_ordered, read_ahead
+from vistarag.agent.ingest.pdf import extract_pdf
+from vistarag.agent.models import Models
+from vistarag.agent.ocr import OcrLine, RapidOcrEngine
+from vistarag.agent.onnx_text import OnnxTextEncoder, run_threads
+from vistarag.agent.settings import Settings
+from vistarag.evals.bench_messy import make_glyph_pdf, make_small_files
+from vistarag.evals.sample_corpus import text_image
+
+SCAN_LINES = ["Exhibit 10.2 schedule of leased warehouses", "Rotterdam depot lease 2031"]
+
+
+class CountingOcr(RapidOcrEngine):
+    """The real RapidOCR engine, counting the images it reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def read(self, image: Image.Image) -> list[OcrLine]:
+        self.calls += 1
+        return super().read(image)
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _messy_pdf(path: Path) -> Path:
+    """3 text pages, each with 16 tiny glyph images and the same 120x60 pt logo; then a page
+    that is one full-page scan."""
+    doc = pymupdf.open()
+    tick = Image.new("RGB", (16, 20), "white")
+    ImageDraw.Draw(tick).rectangle([1, 3, 14, 16], outline="black", width=2)
+    logo = Image.new("RGB", (240, 120), "#1f4e79")
+    ImageDraw.Draw(logo).text((20, 40), "ACME", fill="white", font_size=40)
+    for n in range(3):
+        page = doc.new_page()
+        page.insert_image(pymupdf.Rect(440, 16, 560, 76), stream=_png(logo))
+        for i in range(16):
+            y = 100 + 36 * i
+            page.insert_image(pymupdf.Rect(60, y, 68, y + 10), stream=_png(tick))
+            page.insert_text((76, y + 9), f"Item {n}.{i}: the forklift brake check is complete.")
+    page = doc.new_page()
+    scan = text_image(SCAN_LINES, size=(1200, 1500), font_size=44)
+    page.insert_image(page.rect, stream=_png(scan))
+    doc.save(path)
+    doc.close()
+    return path
+
+
+def test_tiny_and_repeated_images_are_not_ocred_or_embedded(tmp_path: Path) -> None:
+    ocr = CountingOcr()
+    extraction = extract_pdf(_messy_pdf(tmp_path / "messy.pdf"), ocr, 50, 1000, 72)
+    figures = [u for u in extraction.units if u.modality == "image"]
+    # the logo once (its first page), nothing for 48 glyph images, nor for the scan itself
+    assert [(u.page, u.payload["from"]) for u in figures] == [(1, "pdf-figure")]
+    assert ocr.calls == 2  # the logo once, the scanned page once
+    scanned = " ".join(u.text for u in extraction.units if u.page == 4 and u.modality == "text")
+    assert "Rotterdam" in scanned
+
+
+def test_a_document_of_glyph_pages_costs_no_ocr(tmp_path: Path) -> None:
+    ocr = CountingOcr()
+    extraction = extract_pdf(make_glyph_pdf(tmp_path / "glyphs.pdf", pages=6), ocr, 50, 1000, 72)
+    assert ocr.calls == 1  # the logo, once for the document
+    assert sum(u.modality == "image" for u in extraction.units) == 1
+
+
+def test_run_threads_never_oversubscribe() -> None:
+    for cores in (1, 2, 3, 8, 32):
+        runs, intra = run_threads(cores)
+        assert runs >= 1 and intra >= 1 and runs * intra <= cores
+
+
+def test_concurrent_encoding_equals_one_at_a_time(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, home=tmp_path / "home", joint_model="none")
+    encoder = Models(settings).text_encoder
+    assert isinstance(encoder, OnnxTextEncoder)
+    words = ["net", "revenue", "increased", "compared", "quarter", "lease", "obligations",
+             "forklift", "brake"]
+    texts = [" ".join(words[(i * 7 + k) % len(words)] for k in range(5 + 9 * i % 70))
+             for i in range(40)]
+    encoder._runs = 1
+    sequential = encoder.encode_document(texts, batch_size=8, max_tokens=256)
+    encoder._runs = 4
+    concurrent = encoder.encode_document(texts, batch_size=8, max_tokens=256)
+    one_each = np.stack([encoder.encode_document([t], max_tokens=256)[0] for t in texts])
+    assert np.abs(concurrent - sequential).max() <= 1e-6
+    assert np.abs(concurrent - one_each).max() <= 1e-6  # int8: never depends on batch-mates
+
+
+def test_read_ahead_keeps_order_raises_and_stops_the_producer() -> None:
+    assert list(read_ahead(iter(range(50)), depth=2)) == list(range(50))
+    closed = threading.Event()
+
+    def failing():
+        try:
+            yield 1
+            raise ValueError("page 2 could not be read")
+        finally:
+            closed.set()
+
+    with pytest.raises(ValueError, match="page 2"):
+        list(read_ahead(failing()))
+    assert closed.is_set()
+    produced = []
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                produced.append(n)
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    closed.clear()
+    groups = read_ahead(endless(), depth=2)
+    assert next(groups) == 0
+    groups.close()  # the consumer stops: so does the producer, and its generator is closed
+    assert closed.is_set() and len(produced) <= 5
+
+
+def test_map_ordered_keeps_order_on_threads() -> None:
+    seen: set[str] = set()
+
+    def work(n: int) -> int:
+        seen.add(threading.current_thread().name)
+        return n * n
+
+    assert list(map_ordered(work, list(range(20)), 3)) == [n * n for n in range(20)]
+    assert any(name.startswith("ingest") for name in seen)
+
+
+def _stored(engine: Engine) -> Counter[tuple]:
+    kb = engine.kb()
+    return Counter(
+        (Path(p.payload["source"]).name, p.payload["unit"], p.payload["modality"],
+         p.payload["text"], p.payload["content_hash"])
+        for p in kb.scroll(fields=["source", "unit", "modality", "text", "content_hash"])
+    )
+
+
+def test_two_workers_store_the_same_points_as_one(tmp_path: Path) -> None:
+    files = sorted(make_small_files(tmp_path / "small", n=8).iterdir())
+    stored = []
+    for workers in (1, 2):
+        settings = Settings(_env_file=None, home=tmp_path / f"home{workers}", joint_model="none",
+                            synthesizer="extractive")
+        engine = Engine(settings)
+        report = engine.ingestor().ingest_selection(select(files), workers=workers)
+        assert [r.status for r in report.results] == ["added"] * len(files)
+        assert [Path(r.path).name for r in report.results] == [f.name for f in files]
+        stored.append(_stored(engine))
+    assert stored[0] == stored[1] and sum(stored[0].values()) > len(files)
+
+
+def test_cli_ingest_takes_workers(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vistarag.agent.qdrant import close_all
+    from vistarag.ui.cli import app
+
+    folder = make_small_files(tmp_path / "small", n=4)
+    env = {"VISTARAG_HOME": str(tmp_path / "home"), "VISTARAG_JOINT_MODEL": "none",
+           "VISTARAG_KB": None, "VISTARAG_QDRANT_URL": None, "COLUMNS": "400"}
+    try:
+        result = CliRunner().invoke(app, ["ingest", str(folder), "--workers", "3"], env=env)
+        bad = CliRunner().invoke(app, ["ingest", str(folder), "--workers", "0"], env=env)
+    finally:
+        close_all()
+    assert result.exit_code == 0, result.output
+    assert "4 files: 4 added" in result.stderr
+    assert bad.exit_code == 2 and "--workers" in bad.output
