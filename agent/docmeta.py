@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 MONTHS = {
@@ -129,10 +130,29 @@ _COMMON_FIRST_WORDS = frozenset({
     "state", "public", "southern", "northern", "western", "eastern", "pacific", "atlantic",
     "royal", "standard", "central", "digital",
 })
+# Words that are no company's name on their own: a page header "The Company", "Our Company",
+# "Home" is boilerplate, and a question with "the" in it names nobody.
+GENERIC_WORDS = frozenset({
+    "a", "an", "the", "our", "your", "my", "their", "its", "this", "that", "these", "those", "we",
+    "us", "you", "it", "i", "of", "and", "or", "for", "to", "in", "on", "at", "by", "with",
+    "from", "as", "is", "are", "be", "was", "home", "welcome", "main", "menu", "page", "site",
+    "about", "contact", "company", "companies", "group", "holdings", "inc", "corp", "co", "ltd",
+    "business", "firm", "team", "services", "service", "products", "product", "shop", "store",
+    "new", "news", "blog", "login", "sign", "signin", "account", "dashboard", "settings",
+    "report", "annual", "quarterly", "overview", "error", "warning", "untitled", "document",
+    "slide", "presentation", "title", "screen",
+})
+MIN_KEY_CHARS = 3  # shorter keys ("ab") are no name; tickers of two letters come from ``ticker``
+
+
+def _generic(words: Sequence[str]) -> bool:
+    return all(w in GENERIC_WORDS or len(w) < 2 for w in words)
 
 
 def company_keys(company: str, ticker: str = "") -> list[str]:
-    """Lower-case names a question may use for the company: "best buy", "amazon", "bby"."""
+    """Lower-case names a question may use for the company: "best buy", "amazon", "bby".
+
+    Never a stop word or a generic noun ("The Company" has no key at all)."""
     base = company.replace("\u2019", "'")
     keys: list[str] = []
     stripped = base
@@ -142,25 +162,40 @@ def company_keys(company: str, ticker: str = "") -> list[str]:
     stripped = re.sub(r"^the\s+", "", stripped, flags=re.I)
     words = re.findall(r"[a-z0-9]+(?:&[a-z0-9]+)?", stripped.lower())
     norm = " ".join(words)
-    if norm:
+    if norm and len(norm) >= MIN_KEY_CHARS and not _generic(words):
         keys.append(norm)
-    if len(words) > 1 and len(words[0]) >= 5 and words[0] not in _COMMON_FIRST_WORDS:
+    if (len(words) > 1 and len(words[0]) >= 5 and words[0] not in _COMMON_FIRST_WORDS
+            and words[0] not in GENERIC_WORDS):
         keys.append(words[0])  # "Meta Platforms" is asked about as "Meta"
-    if ticker:
-        keys.append(ticker.lower())
+    t = ticker.lower()
+    if len(t) >= 2 and t not in GENERIC_WORDS and t not in keys:
+        keys.append(t)
     return keys
 
 
-def _company(lines: list[str]) -> str:
-    """The registrant line above "(Exact name of registrant ...)", else a line ending in Inc."""
+def plausible_company(name: str) -> bool:
+    """Whether ``name`` can be a company's name: "The Company", "Our Company", "Home Inc." are
+    headers, not names."""
+    return bool(company_keys(name)) and not company_keys(name)[0].isdigit()
+
+
+def _company(lines: list[str], cover_only: bool = False) -> str:
+    """The registrant line above "(Exact name of registrant ...)", else (unless
+    ``cover_only``) a short line ending in Inc., Corp., Company...; never a generic header
+    ("The Company")."""
     for i, line in enumerate(lines):
         if _REGISTRANT.search(line):
             for prev in reversed(lines[max(0, i - 3) : i]):
                 if len(prev.strip(" _-")) > 1 and not prev.lower().startswith("commission"):
-                    return _clean_company(prev)
+                    name = _clean_company(prev)
+                    return name if plausible_company(name) else ""
+    if cover_only:
+        return ""
     for line in lines[:80]:
         if _COMPANY_LINE.match(line.strip()) and len(line.split()) <= 8:
-            return _clean_company(line)
+            name = _clean_company(line)
+            if plausible_company(name):
+                return name
     return ""
 
 
@@ -176,13 +211,13 @@ def _ticker(lines: list[str]) -> str:
     return m.group(1) if m else ""
 
 
-def _form(text: str, filename: str, pdf_meta: Mapping[str, Any]) -> str:
+def _form(text: str, filename: str, pdf_meta: Mapping[str, Any], plain_only: bool = False) -> str:
     subject = f"{pdf_meta.get('subject', '')} {pdf_meta.get('keywords', '')}"
     for name, pattern in _FILE_FORMS[:4]:
         if pattern.search(subject):
             return name
     head = text[:6000]
-    for name, pattern in FORMS:
+    for name, pattern in FORMS[:6] if plain_only else FORMS:  # SEC forms only: said plainly
         if pattern.search(head):
             return name
     for name, pattern in _FILE_FORMS:
@@ -197,16 +232,21 @@ def _two_digit(y: str) -> int:
 
 
 def describe(
-    filename: str, first_text: str, pdf_meta: Mapping[str, Any] | None = None, body_text: str = ""
+    filename: str, first_text: str, pdf_meta: Mapping[str, Any] | None = None,
+    body_text: str = "", plain_only: bool = False,
 ) -> DocMeta:
     """Metadata from a document's first pages (``first_text``), its file name, the PDF info
-    dictionary and optionally more of its text (``body_text``, for "fiscal 2024" counts)."""
+    dictionary and optionally more of its text (``body_text``, for "fiscal 2024" counts).
+
+    ``plain_only`` (screenshots, photos, videos): only what the content says plainly, a
+    filing's cover (registrant, form, period ended) or a dated title ("fiscal 2024"); no
+    company from a header line, no form or year from the file name or from counting years."""
     pdf_meta = pdf_meta or {}
     stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", filename.replace("\\", "/").rsplit("/", 1)[-1])
     lines = [ln.strip() for ln in first_text.splitlines() if ln.strip()]
     meta = DocMeta()
-    meta.form = _form(first_text, stem, pdf_meta)
-    meta.company = _company(lines)
+    meta.form = _form(first_text, "" if plain_only else stem, pdf_meta, plain_only)
+    meta.company = _company(lines, cover_only=plain_only)
     if not meta.company and pdf_meta.get("author") and "edgar" not in pdf_meta["author"].lower():
         author = str(pdf_meta["author"])
         if _COMPANY_SUFFIX.search(author):
@@ -242,12 +282,12 @@ def describe(
         ):
             meta.fiscal_year = end_year - 1
     # File name: "ACME_2019_10K", "acme-fy22-q3", "2024Q2".
-    file_years = [int(y) for y in _YEAR.findall(stem)] + [
+    file_years = [] if plain_only else [int(y) for y in _YEAR.findall(stem)] + [
         _two_digit(y) for y in _FILE_FY.findall(stem)
     ]
     if meta.fiscal_year is None and file_years:
         meta.fiscal_year = file_years[0]
-    fq = _FILE_Q.search(stem)
+    fq = None if plain_only else _FILE_Q.search(stem)
     if not meta.fiscal_period and fq:
         meta.fiscal_period = f"Q{fq.group(1) or fq.group(2)}"
     if not meta.fiscal_period and meta.form in ANNUAL_FORMS:
@@ -265,7 +305,10 @@ def describe(
     meta.dates = dates[:5]
     counted = Counter(int(y) for y in _YEAR.findall(_ACT_OF.sub(" ", text)))
     meta.years = sorted(y for y, _ in counted.most_common(4))
-    if meta.fiscal_year is None and meta.years:
+    # the year a text mentions most is a report's year only in a report (a form or a company
+    # on its cover); a paper about the typewriter's history is no "fiscal 1874" document
+    if meta.fiscal_year is None and meta.years and not plain_only and (
+            meta.form or meta.company):
         meta.fiscal_year = counted.most_common(1)[0][0]
     meta.title = _title(meta, stem, pdf_meta, lines)
     return meta
@@ -319,6 +362,7 @@ class QueryScope:
     quarters: set[str] = field(default_factory=set)
     forms: set[str] = field(default_factory=set)
     companies: set[str] = field(default_factory=set)  # company keys found in the question
+    names: set[str] = field(default_factory=set)  # those of them written as a name ("Acme")
 
     def empty(self) -> bool:
         return not (self.years or self.quarters or self.forms or self.companies)
@@ -337,7 +381,20 @@ def parse_query(text: str, company_keys_known: Iterable[str] = ()) -> QueryScope
     for key in company_keys_known:
         if key and len(key) >= 2 and f" {key} " in low:
             scope.companies.add(key)
+            if written_as_name(text, key):
+                scope.names.add(key)
     return scope
+
+
+def written_as_name(text: str, key: str) -> bool:
+    """Whether ``key`` ("best buy") occurs in ``text`` written as a name: each word capitalised
+    or in capitals ("Best Buy", "BBY"), not as the lower-case word a sentence uses."""
+    words = [re.escape(w) for w in key.split()]
+    pattern = re.compile(r"(?<![A-Za-z0-9])" + r"[\s\-]+".join(words) + r"(?![A-Za-z0-9])", re.I)
+    for m in pattern.finditer(text.replace("\u2019", "'")):
+        if all(w[:1].isupper() or w[:1].isdigit() for w in re.findall(r"[A-Za-z0-9]+", m.group())):
+            return True
+    return False
 
 
 _QUARTER_WORDS = {1: "first", 2: "second", 3: "third", 4: "fourth"}
@@ -357,14 +414,19 @@ def doc_keys(meta: Mapping[str, Any]) -> list[str]:
 
 
 def match(scope: QueryScope, meta: Mapping[str, Any] | None) -> float:
-    """How well a document fits what the question names: -1 (contradicts) .. 1 (fits all)."""
+    """How well a document fits what the question names: -1 (contradicts) .. 1 (fits all).
+
+    A document of another company contradicts only a company written as a name ("Acme");
+    a document without a company (a screenshot, a paper) is neither for nor against one."""
     if scope.empty() or not meta:
         return 0.0
     parts: list[float] = []
     if scope.companies:
-        if not set(doc_keys(meta)) & scope.companies:
+        keys = set(doc_keys(meta))
+        if keys & scope.companies:
+            parts.append(1.0)
+        elif keys and scope.names:
             return -1.0  # another company's document, whatever its year
-        parts.append(1.0)
     fy = meta.get("fiscal_year")
     if scope.years and fy:
         if fy in scope.years:
@@ -380,29 +442,52 @@ def match(scope: QueryScope, meta: Mapping[str, Any] | None) -> float:
 
 @dataclass
 class Scope:
-    """The documents a question is limited to (None: all) and why."""
+    """The documents a question is limited to (None: all) and why; ``boosted``: documents the
+    question seems to name that are preferred in ranking but not filtered to."""
 
     doc_ids: list[str] | None
     reason: str = ""
     query: QueryScope = field(default_factory=QueryScope)
+    boosted: list[str] = field(default_factory=list)
+
+
+MAX_NAME_SHARE = 0.25  # a company key found in more of the documents than this is no filter
+MIN_NAME_CHARS = 4  # nor is a shorter one ("ibm" and "bby" still boost)
+
+
+def distinctive(key: str, question: str, docs_with_key: int, n_docs: int) -> bool:
+    """Whether a company key the question contains can filter: a real name (no stop word or
+    generic noun, ``MIN_NAME_CHARS`` long), written as a name in the question, and found in a
+    small share of the documents."""
+    return (
+        len(key) >= MIN_NAME_CHARS
+        and not _generic(key.split())
+        and docs_with_key <= max(2, MAX_NAME_SHARE * n_docs)
+        and written_as_name(question, key)
+    )
 
 
 def scope(question: str, catalog: Mapping[str, Mapping[str, Any]]) -> Scope:
-    """Limit the search to the documents a question names, when that is unambiguous.
+    """Limit the search to the documents a question names, when that is unambiguous and
+    distinctive.
 
-    ``catalog`` maps doc_id -> metadata. A named company limits to that company's documents;
-    a named year / quarter / form then narrows further only if some of them match it (so a
-    year that only appears as a comparison column never empties the search).
+    ``catalog`` maps doc_id -> metadata. Only a company named distinctively (``distinctive``)
+    limits the search, to that company's documents; a named year / quarter / form then narrows
+    further only if some of them match it (so a year that only appears as a comparison column
+    never empties the search). Anything else the question seems to name (a year alone, a
+    lower-case or common company word) only boosts: ``boosted`` lists those documents and the
+    reranker prefers them (``match``); nothing is hidden.
     """
-    keys = {k for meta in catalog.values() for k in doc_keys(meta)}
-    q = parse_query(question, keys)
+    counts = Counter(k for meta in catalog.values() for k in set(doc_keys(meta)))
+    q = parse_query(question, counts)
     if q.empty() or not catalog:
         return Scope(None, query=q)
-    docs = dict(catalog)
-    reasons = []
-    if q.companies:
-        docs = {d: m for d, m in docs.items() if set(doc_keys(m)) & q.companies}
-        reasons.append("company " + "/".join(sorted(q.companies)))
+    named = {k for k in q.companies if distinctive(k, question, counts[k], len(catalog))}
+    if not named:
+        boosted = sorted(d for d, m in catalog.items() if match(q, m) > 0)
+        return Scope(None, "boost only", q, boosted)
+    docs = {d: m for d, m in catalog.items() if set(doc_keys(m)) & named}
+    reasons = ["company " + "/".join(sorted(named))]
     for name, wanted, get in (
         ("year", q.years, lambda m: m.get("fiscal_year")),
         ("period", q.quarters, lambda m: m.get("fiscal_period")),
@@ -454,6 +539,10 @@ def resolve_where(
 
 # ------------------------------------------------------------------------- ingest and catalog
 
+MEDIA_SUFFIXES = frozenset({
+    ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".mp4", ".mov", ".mkv",
+    ".webm", ".avi", ".m4v",
+})
 FIRST_PAGES = 3  # pages read for the cover (company, form, period)
 BODY_PAGES = 15  # pages read for "fiscal 2024" / "second quarter of fiscal 2024" mentions
 
@@ -465,7 +554,8 @@ def describe_pages(
     pages = sorted(by_page)
     first = "\n".join(t for p in pages[:FIRST_PAGES] for t in by_page[p])
     body = "\n".join(t for p in pages[FIRST_PAGES:BODY_PAGES] for t in by_page[p])
-    meta = describe(name, first, dict(pdf_meta or {}), body)
+    plain = Path(name).suffix.lower() in MEDIA_SUFFIXES  # a screenshot, a photo, a video
+    meta = describe(name, first, dict(pdf_meta or {}), body, plain_only=plain)
     return {**meta.to_payload(), "file": name}
 
 

@@ -21,7 +21,7 @@ from vistarag.agent.evidence import collapse
 from vistarag.agent.index import KnowledgeBase, SearchFilters
 from vistarag.agent.models import Models
 from vistarag.agent.query import EncodedQuery, encode_query
-from vistarag.agent.rerank import Reranker, RerankQuery
+from vistarag.agent.rerank import STRONG_EVIDENCE, Reranker, RerankQuery, relevance
 from vistarag.agent.search import BLOB_SCHEME, SearchRequest, SearchResult, put_first, timer
 from vistarag.agent.settings import Settings
 from vistarag.agent.types import MODALITIES, Hit
@@ -101,28 +101,43 @@ class Engine:
         if not base.exists():
             return SearchResult(image_refs=refs, image_text=query.image_text, timings=timings)
         n = request.top_n or self.settings.top_n
-        with timer(timings, "retrieve"):
-            owner = request.owner or self.settings.owner
-            doc_ids = request.doc_ids
-            if doc_ids is None and request.text:  # a question naming a company / year
+        k = request.top_k or self.settings.top_k
+        rerank_query = RerankQuery(
+            text=query.rerank_text, image_refs=[r.removeprefix(BLOB_SCHEME) for r in refs],
+            statements=query.statements, plain_text=query.text,
+        )
+        owner = request.owner or self.settings.owner
+        doc_ids, guessed = request.doc_ids, False
+        if doc_ids is None and request.text:  # a question naming a company distinctively
+            with timer(timings, "retrieve"):
                 doc_ids = docmeta.scope(request.text, docmeta.catalog(base, owner)).doc_ids
-            filters = SearchFilters(modality=request.modality, doc_ids=doc_ids, owner=owner)
+            guessed = doc_ids is not None
+        filters = SearchFilters(modality=request.modality, doc_ids=doc_ids, owner=owner)
+        candidates, hits = self._ranked(base, query, filters, n, k, rerank_query, timings)
+        if guessed and (strength := relevance(hits, request.text)) < STRONG_EVIDENCE:
+            # the guessed scope found only weak evidence: search everything too, keep the better
+            filters = SearchFilters(modality=request.modality, owner=owner)
+            every = self._ranked(base, query, filters, n, k, rerank_query, timings)
+            if relevance(every[1], request.text) > strength:
+                candidates, hits = every
+        return SearchResult(
+            hits=put_first(hits, request.page_hint), image_refs=refs,
+            image_text=query.image_text, candidates=len(candidates), timings=timings,
+        )
+
+    def _ranked(
+        self, base: KnowledgeBase, query: EncodedQuery, filters: SearchFilters, n: int, k: int,
+        rerank_query: RerankQuery, timings: dict[str, float],
+    ) -> tuple[list[Hit], list[Hit]]:
+        """Top-``n`` candidates from Qdrant and the ``k`` distinct hits the reranker keeps."""
+        with timer(timings, "retrieve"):
             candidates = base.search(
                 query.vectors, limit=n, filters=filters, prefetch_limit=max(n, 50),
                 record=self.models.record(),
             )
         with timer(timings, "rerank"):
-            rerank_query = RerankQuery(
-                text=query.rerank_text, image_refs=[r.removeprefix(BLOB_SCHEME) for r in refs],
-                statements=query.statements,
-            )
-            k = request.top_k or self.settings.top_k
             ranked = self.reranker.rerank(rerank_query, candidates, top_k=len(candidates))
-            hits = collapse(ranked)[:k]  # k distinct pieces of evidence
-        return SearchResult(
-            hits=put_first(hits, request.page_hint), image_refs=refs,
-            image_text=query.image_text, candidates=len(candidates), timings=timings,
-        )
+        return candidates, collapse(ranked)[:k]  # k distinct pieces of evidence
 
     def find(
         self, text: str = "", images: Sequence[str | Path | Image.Image] = (),

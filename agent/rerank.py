@@ -35,6 +35,9 @@ class RerankQuery(BaseModel):
     statements: list[str] = Field(default_factory=list)
     """Financial statements the question names ("income statement"): a table titled as one
     ("CONSOLIDATED STATEMENTS OF OPERATIONS") is what it asks for."""
+    plain_text: str = ""
+    """The question as asked when ``text`` adds words to it (a metric's line items): lexical
+    evidence for the question itself then counts as well, so an expansion never hides it."""
 
 
 @runtime_checkable
@@ -264,6 +267,12 @@ class HybridReranker:
         titles = [chunk_title(t) for t in texts]  # read once: headings and statement titles
         lexical = lexical_signal(query.text, texts, self.config, names,
                                  company_terms(query.text, hits), titles)
+        plain = query.plain_text.strip()
+        if plain and plain != query.text.strip():  # the words asked beat their expansion
+            asked = lexical_signal(plain, texts, self.config,
+                                   metric_terms.without_metric_names(plain),
+                                   company_terms(plain, hits), titles)
+            lexical = [max(a, b) for a, b in zip(lexical, asked, strict=True)]
         meta = doc_signal(query.text, hits, self.config.doc_weight)
         table = statement_signal(query.statements, titles, self.config.statement_weight)
         scores = [sum(parts) for parts in zip(dense, lexical, meta, table, strict=True)]
@@ -395,6 +404,9 @@ RELEVANCE_FLOOR = 0.40  # hybrid: best of (cosine + COVERAGE_WEIGHT * lexical co
 COVERAGE_WEIGHT = 0.5
 CROSS_ENCODER_FLOOR = 0.0  # logit: sigmoid 0.5, the model's own "relevant" boundary
 RELEVANCE_DEPTH = 3  # hits looked at
+# Evidence this strong (same scale) settles a search scoped by what the question seems to name;
+# weaker, and the unscoped search runs too (``Engine.search``) and the better evidence wins.
+STRONG_EVIDENCE = RELEVANCE_FLOOR + 0.2
 
 
 def relevance(hits: Sequence[Hit], query: str) -> float:
