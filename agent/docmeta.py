@@ -496,7 +496,7 @@ def catalog(kb: Any, owner: str | None = None) -> dict[str, dict[str, Any]]:
 
     from qdrant_client import models
 
-    key = (id(kb.client), kb.collection, owner)
+    key = (id(kb.backend), kb.collection, owner)
     cached = _CATALOGS.get(key)
     if cached and time.monotonic() - cached[0] < CATALOG_TTL_S:
         return cached[1]

@@ -13,7 +13,7 @@ from vistarag.agent.ingest.pipeline import Ingestor, IngestReport
 
 def referenced_blobs(engine: Engine) -> set[str]:
     refs: set[str] = set()
-    for name in list_knowledge_bases(engine.kb().client):
+    for name in list_knowledge_bases(engine.kb().backend):
         for point in engine.kb(name).scroll(fields=["blob"]):
             if point.payload.get("blob"):
                 refs.add(point.payload["blob"])

@@ -328,12 +328,8 @@ class _BatchWriter:
         if self.last_id is None:
             return
         kb = self.ing.kb
-        kb.client.set_payload(
-            kb.collection, payload={"doc_head": True}, points=[self.first_id], wait=True
-        )
-        kb.client.set_payload(
-            kb.collection, payload={COMPLETE: True}, points=[self.last_id], wait=True
-        )
+        kb.set_payload([self.first_id], {"doc_head": True})
+        kb.set_payload([self.last_id], {COMPLETE: True})
         docmeta.invalidate_catalog()
 
     def flush(self) -> None:
