@@ -6,7 +6,7 @@ shared local-mode ``QdrantClient``; ``get_client`` remains for a server only.
 
 from __future__ import annotations
 
-from qdrant_client import QdrantClient
+from typing import Any
 
 from vistarag.agent.errors import VistaRAGError
 from vistarag.agent.index.backend import close_all, get_backend
@@ -15,7 +15,7 @@ from vistarag.agent.settings import Settings
 __all__ = ["close_all", "get_backend", "get_client"]
 
 
-def get_client(settings: Settings) -> QdrantClient:
+def get_client(settings: Settings) -> Any:
     """The ``QdrantClient`` of the server backend (``QDRANT_URL`` must be set)."""
     client = getattr(get_backend(settings), "client", None)
     if client is None:

@@ -18,11 +18,11 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
-from qdrant_client import models
 
 from vistarag.agent.engine import Engine, get_engine
 from vistarag.agent.errors import KnowledgeBaseNotFound, VistaRAGError
 from vistarag.agent.index import FusedQuery, KnowledgeBase, StoredPoint, field_filter
+from vistarag.agent.index import filters as models
 from vistarag.agent.lc_embeddings import SentenceEmbeddings
 
 

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from qdrant_client import models
-
+from vistarag.agent.index import filters as models
 from vistarag.agent.index.records import FusedQuery, PointRecord, StoredPoint
 from vistarag.agent.settings import Settings
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import qdrant_edge as qe
-from qdrant_client import models
 
 from vistarag.agent.errors import VistaRAGError
 from vistarag.agent.index import edge_convert as cv
+from vistarag.agent.index import filters as models
 from vistarag.agent.index.backend import CollectionSpec
 from vistarag.agent.index.holder import hold, release
 from vistarag.agent.index.payload_indexes import (

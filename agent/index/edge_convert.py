@@ -1,4 +1,4 @@
-"""qdrant-client's filter and sparse-vector models, translated for Qdrant Edge."""
+"""Filters and sparse vectors (``filters``' classes or qdrant-client's) for Qdrant Edge."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
-from qdrant_client import models
 
 from vistarag.agent.errors import VistaRAGError
+from vistarag.agent.index.filters import SparseVector, name_of
 
 
 def vector(value: Any) -> Any:
-    """A dense list as it is; a ``models.SparseVector`` as Edge's ``SparseVector``."""
-    if isinstance(value, models.SparseVector):
+    """A dense list as it is; a sparse vector (ours or qdrant-client's) as Edge's."""
+    if hasattr(value, "indices") and hasattr(value, "values"):
         return qe.SparseVector(indices=list(value.indices), values=list(value.values))
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -26,11 +26,11 @@ def vectors(named: dict[str, Any]) -> dict[str, Any]:
 
 def from_edge_vector(value: Any) -> Any:
     if isinstance(value, qe.SparseVector):
-        return models.SparseVector(indices=list(value.indices), values=list(value.values))
+        return SparseVector(indices=list(value.indices), values=list(value.values))
     return value
 
 
-def edge_filter(flt: models.Filter | None) -> qe.Filter | None:
+def edge_filter(flt: Any) -> qe.Filter | None:
     if flt is None:
         return None
     return qe.Filter(
@@ -47,20 +47,21 @@ def _conditions(items: Any) -> list[Any] | None:
 
 
 def _condition(cond: Any) -> Any:
-    if isinstance(cond, models.Filter):
+    kind = name_of(cond)
+    if kind == "Filter":
         return edge_filter(cond)
-    if isinstance(cond, models.FieldCondition):
+    if kind == "FieldCondition":
         if cond.match is not None:
             return qe.FieldCondition(key=cond.key, match=_match(cond.match))
         if cond.range is not None:
             r = cond.range
             return qe.FieldCondition(
                 key=cond.key, range=qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt))
-    if isinstance(cond, models.IsEmptyCondition):
+    if kind == "IsEmptyCondition":
         return qe.IsEmptyCondition(key=cond.is_empty.key)
-    if isinstance(cond, models.IsNullCondition):
+    if kind == "IsNullCondition":
         return qe.IsNullCondition(key=cond.is_null.key)
-    if isinstance(cond, models.HasIdCondition):
+    if kind == "HasIdCondition":
         return qe.HasIdCondition(point_ids={str(i) for i in cond.has_id})
     raise VistaRAGError(
         f"the embedded index (Qdrant Edge) cannot translate the filter condition {cond!r}: "
@@ -69,16 +70,17 @@ def _condition(cond: Any) -> Any:
 
 
 def _match(match: Any) -> Any:
-    if isinstance(match, models.MatchValue):
+    kind = name_of(match)
+    if kind == "MatchValue":
         value = match.value
         if isinstance(value, bool):  # qdrant-edge-py 0.9.0 reads a Python bool as the int 1/0
             value = np.bool_(value)  # (which matches nothing); numpy's bool arrives as a bool
         return qe.MatchValue(value)
-    if isinstance(match, models.MatchAny):
+    if kind == "MatchAny":
         return qe.MatchAny(any=list(match.any))
-    if isinstance(match, models.MatchExcept):
+    if kind == "MatchExcept":
         return qe.MatchExcept(except_=list(match.except_))
-    if isinstance(match, models.MatchText):
+    if kind == "MatchText":
         return qe.MatchText(match.text)
     raise VistaRAGError(
         f"the embedded index (Qdrant Edge) cannot translate the match {match!r}: "

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from qdrant_client import QdrantClient, models
 
 from vistarag.agent.errors import KnowledgeBaseNotFound, ModelMismatchError, VistaRAGError
+from vistarag.agent.index import filters as models
 from vistarag.agent.index.backend import CollectionSpec, IndexBackend, get_backend
 from vistarag.agent.index.lexical import LEXICAL_SCHEME, LEXICAL_VECTOR
 from vistarag.agent.index.records import (
@@ -38,9 +38,9 @@ SCHEMA_VERSION = 1
 HNSW_MIN_POINTS = 50_000  # below it searches stay exact and no HNSW is built (milliseconds)
 
 
-def as_backend(target: IndexBackend | QdrantClient) -> IndexBackend:
+def as_backend(target: Any) -> IndexBackend:
     """A backend as it is; a bare ``QdrantClient`` wrapped in ``ServerBackend``."""
-    if isinstance(target, QdrantClient):
+    if type(target).__name__ == "QdrantClient":
         from vistarag.agent.index.server import ServerBackend
 
         return ServerBackend(target)
@@ -61,7 +61,7 @@ class KnowledgeBase:
         self,
         settings: Settings,
         name: str | None = None,
-        backend: IndexBackend | QdrantClient | None = None,
+        backend: Any = None,  # an IndexBackend, or a QdrantClient
         *,
         physical: str | None = None,
     ):
@@ -74,7 +74,7 @@ class KnowledgeBase:
         self.backend = as_backend(backend) if backend is not None else get_backend(settings)
 
     @property
-    def client(self) -> QdrantClient | None:
+    def client(self) -> Any:
         """The ``QdrantClient`` of a server backend (LangChain's QdrantVectorStore); else None."""
         return getattr(self.backend, "client", None)
 
@@ -374,7 +374,7 @@ def _dense_scores(stored: Any, per_space: dict[str, list[np.ndarray]]) -> dict[s
     return out
 
 
-def list_knowledge_bases(backend: IndexBackend | QdrantClient) -> list[str]:
+def list_knowledge_bases(backend: Any) -> list[str]:
     """Names of the knowledge bases: aliases, plain collections from before aliases, and any
     complete build whose alias was lost (it is re-pointed on first use)."""
     backend = as_backend(backend)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from qdrant_client import models
-
+from vistarag.agent.index.filters import SparseVector
 from vistarag.agent.lexical import query_terms, tokenize
 
 LEXICAL_VECTOR = "lexical"
@@ -28,12 +27,12 @@ def term_index(term: str) -> int:
     return int.from_bytes(digest, "little") & 0x7FFFFFFF
 
 
-def _sparse(weights: dict[int, float]) -> models.SparseVector:
+def _sparse(weights: dict[int, float]) -> SparseVector:
     items = sorted(weights.items())
-    return models.SparseVector(indices=[i for i, _ in items], values=[v for _, v in items])
+    return SparseVector(indices=[i for i, _ in items], values=[v for _, v in items])
 
 
-def document_vector(text: str) -> models.SparseVector | None:
+def document_vector(text: str) -> SparseVector | None:
     """BM25 term-frequency part for a document; None when it has no terms."""
     counts = Counter(tokenize(text))
     if not counts:
@@ -46,7 +45,7 @@ def document_vector(text: str) -> models.SparseVector | None:
     return _sparse(weights)
 
 
-def query_vector(text: str) -> models.SparseVector | None:
+def query_vector(text: str) -> SparseVector | None:
     """Query term weights (identifier parts weigh less than whole tokens)."""
     weights: dict[int, float] = {}
     for term, weight in query_terms(text).items():

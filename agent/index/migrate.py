@@ -16,8 +16,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-
-from qdrant_client import QdrantClient
+from typing import Any
 
 from vistarag.agent.errors import StoreBusyError, VistaRAGError
 from vistarag.agent.index.backend import CollectionSpec
@@ -61,7 +60,9 @@ def migrate_if_needed(qdrant_dir: Path, progress: Progress | None = None) -> dic
         return summary
 
 
-def _open_local(qdrant_dir: Path) -> QdrantClient:
+def _open_local(qdrant_dir: Path) -> Any:
+    from qdrant_client import QdrantClient  # only here: it takes about a second to import
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -112,7 +113,7 @@ def migrate(qdrant_dir: Path, progress: Progress | None = None) -> dict:
 
 
 def _copy_collection(
-    client: QdrantClient, target: EdgeBackend, name: str, progress: Progress | None
+    client: Any, target: EdgeBackend, name: str, progress: Progress | None
 ) -> int:
     info = client.get_collection(name)
     params = info.config.params

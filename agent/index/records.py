@@ -1,7 +1,7 @@
 """What goes in and out of the index, whatever the backend: points, query vectors, filters, hits.
 
-Filters are qdrant-client's ``models.Filter`` (the server backend sends them as they are; the
-Edge backend translates them, see ``edge_convert``).
+Filters and sparse vectors are ``filters``' small classes (qdrant-client's names, without
+importing it); each backend translates them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from qdrant_client import models
 
 from vistarag.agent.errors import VistaRAGError
+from vistarag.agent.index import filters as models
+from vistarag.agent.index.filters import field_filter
 from vistarag.agent.types import Hit
 
 COLLECTION_PREFIX = "vistarag__"  # + NAME: the alias a knowledge base is reached by
@@ -98,7 +99,7 @@ class SearchFilters:
     owner: str | None = None
 
     def to_qdrant(self) -> models.Filter | None:
-        must: list[models.Condition] = []
+        must: list[models.FieldCondition] = []
         if self.modality:
             must.append(
                 models.FieldCondition(
@@ -154,11 +155,4 @@ def hit_from_point(point: Any, score: float | None = None) -> Hit:
     )
 
 
-def field_filter(**conditions: Any) -> models.Filter:
-    """A must-filter of exact matches, e.g. ``field_filter(doc_id="d1", modality="page")``."""
-    return models.Filter(
-        must=[
-            models.FieldCondition(key=k, match=models.MatchValue(value=v))
-            for k, v in conditions.items()
-        ]
-    )
+__all__ = ["field_filter"]  # re-exported from filters

@@ -14,6 +14,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from vistarag.agent.index.backend import CollectionSpec
+from vistarag.agent.index.filters import SparseVector, name_of
 from vistarag.agent.index.payload_indexes import (
     BOOL_FIELDS,
     FLOAT_FIELDS,
@@ -29,8 +30,43 @@ def server_client(settings: Settings) -> QdrantClient:
     return QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
 
 
+def to_qdrant(obj: Any) -> Any:
+    """``filters``' classes (and sparse vectors, lists of them) as qdrant-client models."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, list):
+        return [to_qdrant(o) for o in obj]
+    if type(obj).__module__.startswith("qdrant_client"):
+        return obj
+    kind = name_of(obj)
+    if kind == "SparseVector":
+        return models.SparseVector(indices=list(obj.indices), values=list(obj.values))
+    if kind == "Filter":
+        return models.Filter(must=to_qdrant(obj.must), should=to_qdrant(obj.should),
+                             must_not=to_qdrant(obj.must_not))
+    if kind == "FieldCondition":
+        return models.FieldCondition(key=obj.key, match=to_qdrant(obj.match),
+                                     range=to_qdrant(obj.range))
+    if kind == "MatchValue":
+        return models.MatchValue(value=obj.value)
+    if kind == "MatchAny":
+        return models.MatchAny(any=list(obj.any))
+    if kind == "MatchExcept":
+        return models.MatchExcept(**{"except": list(obj.except_)})
+    if kind == "Range":
+        return models.Range(gte=obj.gte, gt=obj.gt, lte=obj.lte, lt=obj.lt)
+    return obj
+
+
+def _vectors(named: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_qdrant(v) for k, v in named.items() if v is not None}
+
+
 def _stored(point: Any) -> StoredPoint:
-    vector = point.vector if isinstance(point.vector, dict) else None
+    vector = None
+    if isinstance(point.vector, dict):  # sparse vectors as ours, whichever backend read them
+        vector = {k: SparseVector(list(v.indices), list(v.values)) if hasattr(v, "indices")
+                  else v for k, v in point.vector.items()}
     return StoredPoint(
         str(point.id), dict(point.payload or {}), vector, float(getattr(point, "score", 0) or 0)
     )
@@ -123,7 +159,7 @@ class ServerBackend:
     def upsert(self, name: str, points: Sequence[PointRecord]) -> None:
         self.client.upsert(
             name,
-            points=[models.PointStruct(id=p.id, vector=p.vectors, payload=p.payload)
+            points=[models.PointStruct(id=p.id, vector=_vectors(p.vectors), payload=p.payload)
                     for p in points],
             wait=True,
         )
@@ -132,21 +168,22 @@ class ServerBackend:
         self.client.set_payload(name, payload=payload, points=list(ids), wait=True)
 
     def delete(self, name: str, flt: models.Filter) -> None:
-        self.client.delete(name, points_selector=models.FilterSelector(filter=flt), wait=True)
+        self.client.delete(
+            name, points_selector=models.FilterSelector(filter=to_qdrant(flt)), wait=True)
 
     def scroll(
         self, name: str, flt: models.Filter | None, fields: Sequence[str] | bool, limit: int,
         offset: Any = None, with_vectors: bool = False,
     ) -> tuple[list[StoredPoint], Any]:
         points, nxt = self.client.scroll(
-            name, scroll_filter=flt, limit=limit, offset=offset,
+            name, scroll_filter=to_qdrant(flt), limit=limit, offset=offset,
             with_payload=list(fields) if not isinstance(fields, bool) else fields,
             with_vectors=with_vectors,
         )
         return [_stored(p) for p in points], nxt
 
     def count(self, name: str, flt: models.Filter | None = None) -> int:
-        return self.client.count(name, count_filter=flt, exact=True).count
+        return self.client.count(name, count_filter=to_qdrant(flt), exact=True).count
 
     def retrieve(
         self, name: str, ids: Sequence[str], with_vectors: bool = False
@@ -156,6 +193,7 @@ class ServerBackend:
 
     def query(self, name: str, request: FusedQuery) -> list[StoredPoint]:
         params = models.SearchParams(exact=True) if request.exact else None
+        flt = to_qdrant(request.filter)
         common: dict[str, Any] = {
             "limit": request.limit, "with_payload": True,
             "with_vectors": request.with_vectors or False,
@@ -163,13 +201,13 @@ class ServerBackend:
         if len(request.prefetch) == 1:
             using, vec = request.prefetch[0]
             res = self.client.query_points(
-                name, query=vec, using=using, query_filter=request.filter, search_params=params,
+                name, query=to_qdrant(vec), using=using, query_filter=flt, search_params=params,
                 **common,
             )
         else:
             prefetch = [
-                models.Prefetch(query=vec, using=using, limit=request.depth,
-                                filter=request.filter, params=params)
+                models.Prefetch(query=to_qdrant(vec), using=using, limit=request.depth,
+                                filter=flt, params=params)
                 for using, vec in request.prefetch
             ]
             res = self.client.query_points(

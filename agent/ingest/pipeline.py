@@ -22,12 +22,12 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
-from qdrant_client import models
 
 from vistarag.agent import docmeta
 from vistarag.agent.blobs import BlobStore, sha256_file
 from vistarag.agent.errors import IngestError
 from vistarag.agent.index import KnowledgeBase, PointRecord, field_filter, point_id
+from vistarag.agent.index import filters as models
 from vistarag.agent.ingest.discover import Selection, kind_of, select
 from vistarag.agent.ingest.registry import ExtractContext, ProgressCallback, get_extractor
 from vistarag.agent.ingest.units import Unit
