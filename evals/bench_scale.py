@@ -30,7 +30,6 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-from qdrant_client import QdrantClient, models  # noqa: E402
 
 from vistarag.agent.index import (  # noqa: E402
     HNSW_MIN_POINTS,
@@ -41,7 +40,7 @@ from vistarag.agent.index import (  # noqa: E402
     point_id,
 )
 from vistarag.agent.index.edge import EdgeBackend  # noqa: E402
-from vistarag.agent.index.server import ServerBackend  # noqa: E402
+from vistarag.agent.index.filters import SparseVector  # noqa: E402
 from vistarag.agent.settings import Settings  # noqa: E402
 
 RECORD = {"text_model": "bench-text", "text_dim": 384, "joint_model": "bench-joint",
@@ -51,11 +50,18 @@ CLUSTERS = 200
 PROBE = """
 import sys, time, warnings
 t0 = time.perf_counter()
+from pathlib import Path
 import numpy as np
 from vistarag.agent.index import KnowledgeBase, QueryVectors, SearchFilters
 from vistarag.agent.settings import Settings
-from vistarag.evals.bench_scale import open_backend, RECORD
-backend = open_backend(sys.argv[1], sys.argv[2])
+if sys.argv[1] == "edge":
+    from vistarag.agent.index.edge import EdgeBackend
+    backend = EdgeBackend(Path(sys.argv[2]))
+else:
+    from qdrant_client import QdrantClient
+    from vistarag.agent.index.server import ServerBackend
+    warnings.simplefilter("ignore")
+    backend = ServerBackend(QdrantClient(path=sys.argv[2]))
 kb = KnowledgeBase(Settings(home=sys.argv[3], _env_file=None), "bench", backend)
 q = np.random.default_rng(1).normal(size=384).astype(np.float32)
 hits = kb.search(QueryVectors(text=[q / np.linalg.norm(q)]), 10, SearchFilters(owner="alice"))
@@ -68,6 +74,10 @@ print(f"{took:.3f} {int(rss) / 1024:.0f} {len(hits)}")
 def open_backend(kind: str, folder: str) -> Any:
     if kind == "edge":
         return EdgeBackend(Path(folder))
+    from qdrant_client import QdrantClient
+
+    from vistarag.agent.index.server import ServerBackend
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ServerBackend(QdrantClient(path=folder))
@@ -90,7 +100,7 @@ def synthetic(n: int, seed: int = 0) -> list[PointRecord]:
         terms, counts = np.unique(zipf[i] + 97 * cluster[i], return_counts=True)
         vectors: dict[str, Any] = {
             "text": text[i].tolist(),
-            "lexical": models.SparseVector(indices=terms.tolist(),
+            "lexical": SparseVector(indices=terms.tolist(),
                                            values=(counts / (counts + 1.2)).tolist()),
         }
         if i % 3 == 0:
@@ -123,7 +133,7 @@ def queries(count: int, seed: int = 1) -> list[QueryVectors]:
         terms = np.unique(np.minimum(rng.zipf(1.3, size=4), VOCAB) + 97 * c)
         q = QueryVectors(
             text=[_unit((ct[c] + 0.6 * rng.normal(size=384))[None])[0]],
-            lexical=[models.SparseVector(indices=terms.tolist(), values=[1.0] * len(terms))],
+            lexical=[SparseVector(indices=terms.tolist(), values=[1.0] * len(terms))],
         )
         if i % 3 == 0:
             q.joint = [_unit((cj[c] + 0.6 * rng.normal(size=512))[None])[0]]
@@ -132,7 +142,8 @@ def queries(count: int, seed: int = 1) -> list[QueryVectors]:
 
 
 def disk_mib(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+    """Blocks in use, as ``du`` counts them (Edge preallocates sparse files)."""
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file()) / 2**20
 
 
 def fresh_probe(kind: str, folder: Path, home: Path) -> tuple[float, float]:
