@@ -637,6 +637,10 @@ def kb_reindex(name: Annotated[str, typer.Argument(metavar="NAME")] = "default")
             "previous index. Fix or `vistarag delete` the files above, then re-run."
         )
         raise typer.Exit(1)
+    try:
+        _build_index(engine)
+    except VistaRAGError as exc:
+        _fail(exc)
     err.print(f"re-indexed {counts}")
 
 
