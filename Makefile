@@ -57,6 +57,7 @@ bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m vistarag.evals.bench_ask
 	HF_HUB_OFFLINE=1 $(BIN)/python -m vistarag.evals.rerank_eval
 	HF_HUB_OFFLINE=1 $(BIN)/python -m vistarag.evals.bench_mixed --reuse
+	HF_HUB_OFFLINE=1 $(BIN)/python -m vistarag.evals.bench_scale
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -584,18 +584,15 @@ def catalog(kb: Any, owner: str | None = None) -> dict[str, dict[str, Any]]:
     """
     import time
 
-    from qdrant_client import models
+    from vistarag.agent.index.filters import field_filter
 
-    key = (id(kb.client), kb.collection, owner)
+    key = (id(kb.backend), kb.collection, owner)
     cached = _CATALOGS.get(key)
     if cached and time.monotonic() - cached[0] < CATALOG_TTL_S:
         return cached[1]
     out: dict[str, dict[str, Any]] = {}
     if kb.exists():
-        must = [models.FieldCondition(key="doc_head", match=models.MatchValue(value=True))]
-        if owner is not None:
-            must.append(models.FieldCondition(key="owner", match=models.MatchValue(value=owner)))
-        flt = models.Filter(must=must)
+        flt = field_filter(doc_head=True, **({"owner": owner} if owner is not None else {}))
         for point in kb.scroll(flt, fields=["doc_id", "doc", "source"]):
             p = point.payload or {}
             if p.get("doc_id") and isinstance(p.get("doc"), dict):

@@ -13,10 +13,10 @@ from vistarag.agent.ingest.pipeline import Ingestor, IngestReport
 
 def referenced_blobs(engine: Engine) -> set[str]:
     """Blobs a point references in any knowledge base, builds still in progress included."""
-    client = engine.kb().client
+    backend = engine.kb().backend
     refs: set[str] = set()
-    for name in physical_collections(client):
-        base = KnowledgeBase(engine.settings, engine.settings.kb, client, physical=name)
+    for name in physical_collections(backend):
+        base = KnowledgeBase(engine.settings, engine.settings.kb, backend, physical=name)
         for point in base.scroll(fields=["blob"]):
             if point.payload.get("blob"):
                 refs.add(point.payload["blob"])

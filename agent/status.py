@@ -10,9 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from qdrant_client import QdrantClient
-
-from vistarag.agent.index import KnowledgeBase, list_knowledge_bases
+from vistarag.agent.index import IndexBackend, KnowledgeBase, list_knowledge_bases
 from vistarag.agent.settings import Settings
 
 OFF = {"", "none", "off"}
@@ -40,12 +38,12 @@ def joint_model_status(spec: str) -> tuple[bool, str]:
     return False, "not on disk: downloaded on first use if the hub is reachable, else text-bridge"
 
 
-def gather_status(settings: Settings, client: QdrantClient) -> dict[str, Any]:
+def gather_status(settings: Settings, backend: IndexBackend) -> dict[str, Any]:
     """Data dir, index location, knowledge bases with point counts, and the models configured."""
     available, why = joint_model_status(settings.joint_model)
     kbs = []
-    for name in list_knowledge_bases(client):
-        kb = KnowledgeBase(settings, name, client)
+    for name in list_knowledge_bases(backend):
+        kb = KnowledgeBase(settings, name, backend)
         meta = kb.metadata()
         joint = meta.get("joint_model") or "?"
         kbs.append({
@@ -55,7 +53,7 @@ def gather_status(settings: Settings, client: QdrantClient) -> dict[str, Any]:
             "joint_model": joint,
             "text_bridge": not meta.get("joint_dim"),
         })
-    index = settings.qdrant_url or f"embedded Qdrant in {settings.qdrant_dir}"
+    index = settings.qdrant_url or f"embedded Qdrant Edge in {settings.qdrant_dir / 'edge'}"
     return {
         "home": str(settings.home),
         "index": index,

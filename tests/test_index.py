@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qdrant_client import models as qm
 from typer.testing import CliRunner
 
 from vistarag.agent.engine import Engine
 from vistarag.agent.errors import KnowledgeBaseNotFound, ModelMismatchError, VistaRAGError
 from vistarag.agent.index import (
     COLLECTION_PREFIX,
+    CollectionSpec,
     KnowledgeBase,
     PointRecord,
     QueryVectors,
@@ -162,12 +162,10 @@ def test_other_models_raise_a_mismatch_naming_the_fix(kb: KnowledgeBase) -> None
 
 def test_list_knowledge_bases_only_lists_ours(kb: KnowledgeBase, settings: Settings) -> None:
     KnowledgeBase(settings, "alpha").ensure(RECORD)
-    kb.client.create_collection(
-        "not-ours", vectors_config=qm.VectorParams(size=2, distance=qm.Distance.COSINE)
-    )
-    assert list_knowledge_bases(kb.client) == ["alpha", "synthetic"]
+    kb.backend.create_collection("not-ours", CollectionSpec({"v": 2}, (), {}))
+    assert list_knowledge_bases(kb.backend) == ["alpha", "synthetic"]
     assert KnowledgeBase(settings, "alpha").drop()
-    assert list_knowledge_bases(kb.client) == ["synthetic"]
+    assert list_knowledge_bases(kb.backend) == ["synthetic"]
 
 
 # ---- search ----------------------------------------------------------------------------------

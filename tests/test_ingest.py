@@ -145,7 +145,7 @@ def test_scanned_page_is_found_through_ocr(corpus, engine: Engine) -> None:
     assert chunk.page == 3 and "INV-20931" in chunk.text
     # the OCR box is mapped back to PDF points: it lies on the scanned image, not the full page
     assert inside(chunk.bbox, SCAN_RECT), chunk.bbox
-    (point,) = engine.kb().client.retrieve(engine.kb().collection, [chunk.id])
+    (point,) = engine.kb().retrieve([chunk.id])
     assert point.payload["from"] == "ocr"
 
 
@@ -302,10 +302,7 @@ def test_page_vector_is_pooled_from_its_chunks_and_every_point_is_described(
     corpus, engine: Engine
 ) -> None:
     kb = engine.kb()
-    points, _ = kb.client.scroll(
-        kb.collection, scroll_filter=field_filter(doc_id=corpus.pdf_id, page=2), limit=100,
-        with_vectors=["text"], with_payload=True,
-    )
+    points = list(kb.scroll(field_filter(doc_id=corpus.pdf_id, page=2), with_vectors=True))
     page = next(p for p in points if p.payload["modality"] == "page")
     chunks = [np.asarray(p.vector["text"]) for p in points if p.payload["modality"] == "text"]
     assert chunks

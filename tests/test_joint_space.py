@@ -91,7 +91,7 @@ def test_ingested_image_gets_joint_and_text_vectors(
     points = list(kb.scroll(field_filter(doc_id=result.doc_id)))
     images = [p for p in points if p.payload["modality"] == "image"]
     assert len(images) == 1
-    (stored,) = kb.client.retrieve(kb.collection, [images[0].id], with_vectors=True)
+    (stored,) = kb.retrieve([images[0].id], with_vectors=True)
     assert set(stored.vector) == {"joint", "text", LEXICAL_VECTOR}  # lexical: its title words
     assert len(stored.vector["joint"]) == 16
     assert len(stored.vector["text"]) == 384
@@ -188,7 +188,7 @@ def test_text_bridge_collection_has_only_text_vectors(settings: Settings, screen
     assert kb.vector_names() == {"text", LEXICAL_VECTOR}
     assert kb.metadata()["joint_model"] == TEXT_BRIDGE
     ids = [p.id for p in kb.scroll()]
-    for point in kb.client.retrieve(kb.collection, ids, with_vectors=True):
+    for point in kb.retrieve(ids, with_vectors=True):
         assert set(point.vector) == {"text", LEXICAL_VECTOR}
     # the query side matches: text vectors only
     encoded = engine.encode("certificate expired")

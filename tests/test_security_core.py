@@ -21,7 +21,7 @@ from vistarag.agent.index import KnowledgeBase, field_filter
 from vistarag.agent.ingest.discover import select
 from vistarag.agent.ingest.pipeline import Ingestor
 from vistarag.agent.maintenance import collect_garbage_blobs
-from vistarag.agent.qdrant import close_all, get_client
+from vistarag.agent.qdrant import close_all, get_backend
 from vistarag.agent.search import SearchRequest
 from vistarag.agent.settings import Settings
 
@@ -107,7 +107,7 @@ def test_search_filters_by_owner_whatever_the_metadata_says(settings: Settings,
         note.write_text(f"The shared project note of {user}.")
         assert engine.ingestor("k", owner=user).ingest_file(note).status == "added"
     base = engine.kb("k")
-    base.client.update_collection(base.physical(), metadata={"owners": ["alice"]})
+    base.backend.update_metadata(base.physical(), {"owners": ["alice"]})
     hits = engine.search(SearchRequest(text="shared project note", kb="k", owner="alice")).hits
     assert hits and {h.owner for h in hits} == {"alice"}
 
@@ -322,7 +322,7 @@ def test_search_on_a_locked_index_exits_2_before_loading_a_model(
     doc = tmp_path / "a.txt"
     doc.write_text("The blue whale is the largest animal.")
     Engine(settings).ingestor("real").ingest_file(doc)
-    get_client(settings)  # this process holds the embedded index
+    get_backend(settings)  # this process holds the embedded index
     code = ("import sys, runpy; sys.argv = ['vistarag', 'search', 'whale', '--kb', 'real']\n"
             "try:\n    runpy.run_module('vistarag.ui.cli', run_name='__main__')\n"
             "finally:\n    print('LOADED' if 'onnxruntime' in sys.modules else 'NOT-LOADED',"

@@ -38,7 +38,7 @@ def test_ingestion_honours_the_setting(tmp_path: Path) -> None:
     try:
         assert engine.ingestor().ingest_paths([note]).count("added") == 1
         kb = engine.kb(None)
-        points, _ = kb.client.scroll(kb.collection, with_vectors=["text"], limit=10)
+        points = list(kb.scroll(limit=10, with_vectors=True))
         (stored,) = [np.asarray(p.vector["text"]) for p in points]
         capped = engine.models.text_encoder.encode_document([OPENING], max_tokens=16)[0]
         assert np.allclose(stored, capped, atol=1e-5)  # what the configured backend gives

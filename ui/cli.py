@@ -6,8 +6,9 @@ import gc
 import json
 import os
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -73,7 +74,55 @@ def _engine(kb: str | None = None) -> Engine:
     settings = Settings()
     if kb:
         settings = settings.model_copy(update={"kb": kb})
+    if not settings.qdrant_url:
+        _migrate(settings.qdrant_dir)
     return Engine(settings)
+
+
+def _migrate(qdrant_dir: Path) -> dict | None:
+    """Move a local-mode index to Qdrant Edge (once), with a progress bar; None if not needed."""
+    from vistarag.agent.index.migrate import migrate_if_needed, needs_migration
+
+    if not needs_migration(qdrant_dir):
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("[bold]moving to Qdrant Edge"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}"), console=err, transient=True,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def step(collection: str, done: int, total: int) -> None:
+            if collection not in tasks:
+                tasks[collection] = progress.add_task(collection, total=total)
+            progress.update(tasks[collection], completed=done)
+
+        try:
+            return migrate_if_needed(qdrant_dir, step)
+        except VistaRAGError as exc:
+            _fail(exc)
+    return None
+
+
+def _build_index(engine: Engine) -> None:
+    """After an ingest: build HNSW for a large knowledge base (it blocks, so say so)."""
+    from vistarag.agent.index import HNSW_MIN_POINTS
+
+    kb = engine.kb()
+    if kb.client is not None or not kb.exists():
+        return  # a server indexes in the background
+    points = kb.count()
+    if points < HNSW_MIN_POINTS:
+        return  # small: every search is exact, in milliseconds
+    started = time.perf_counter()
+    with err.status(
+        f"building the HNSW index over {points:,} points (blocks until done: about "
+        f"{points / 450:.0f} s; searches before it would scan every point)"
+    ):
+        built = kb.optimize()
+    if built:
+        err.print(f"HNSW index built in {time.perf_counter() - started:.0f} s")
 
 
 def _fail(exc: Exception) -> None:
@@ -187,6 +236,10 @@ def ingest(
             )
         except VistaRAGError as exc:
             _fail(exc)
+    try:
+        _build_index(engine)
+    except VistaRAGError as exc:
+        _fail(exc)
     s = report.summary()
     err.print(
         f"[bold]{plural(int(s['files']), 'file')}[/bold]: {s['added']} added, "
@@ -470,13 +523,13 @@ def status(as_json: JsonOpt = False) -> None:
 
     Loads no model: it reads the index and the model caches only.
     """
-    from vistarag.agent.qdrant import get_client
+    from vistarag.agent.index import get_backend
     from vistarag.agent.settings import Settings
     from vistarag.agent.status import gather_status
 
     try:
         settings = Settings()
-        info = gather_status(settings, get_client(settings))
+        info = gather_status(settings, get_backend(settings))
     except VistaRAGError as exc:
         _fail(exc)
     if as_json:
@@ -521,7 +574,7 @@ def kb_list(as_json: JsonOpt = False) -> None:
     from vistarag.agent.index import list_knowledge_bases
 
     engine = _engine()
-    names = list_knowledge_bases(engine.kb().client)
+    names = list_knowledge_bases(engine.kb().backend)
     if as_json:
         print(json.dumps(names))
     else:
@@ -569,6 +622,22 @@ def kb_delete(
     err.print(f"deleted knowledge base {name!r} ({plural(freed, 'blob')} freed)")
 
 
+@kb_app.command("migrate", cls=Command)
+def kb_migrate() -> None:
+    """Move an index built by an older VistaRAG (qdrant-client local mode) to Qdrant Edge.
+
+    Runs by itself on first use too; the old store is kept as it is until you delete it.
+    """
+    from vistarag.agent.settings import Settings
+
+    settings = Settings()
+    if settings.qdrant_url:
+        _fail(VistaRAGError("QDRANT_URL is set: a server needs no migration"))
+    done = _migrate(settings.qdrant_dir)
+    if done is None:
+        err.print(f"nothing to migrate in {settings.qdrant_dir}: the index is Qdrant Edge")
+
+
 @kb_app.command("reindex", cls=Command)
 def kb_reindex(name: Annotated[str, typer.Argument(metavar="NAME")] = "default") -> None:
     """Rebuild a knowledge base from its source files with the models configured now.
@@ -598,6 +667,10 @@ def kb_reindex(name: Annotated[str, typer.Argument(metavar="NAME")] = "default")
             "previous index. Fix or `vistarag delete` the files above, then re-run."
         )
         raise typer.Exit(1)
+    try:
+        _build_index(engine)
+    except VistaRAGError as exc:
+        _fail(exc)
     err.print(f"re-indexed {counts}")
 
 

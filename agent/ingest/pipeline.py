@@ -22,13 +22,13 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
-from qdrant_client import models
 
 from vistarag.agent import docmeta
 from vistarag.agent.blobs import BlobStore, sha256_file
 from vistarag.agent.docid import doc_id_for, legacy_doc_id, secret_key
 from vistarag.agent.errors import IngestError
 from vistarag.agent.index import KnowledgeBase, PointRecord, blobs_in_use, field_filter, point_id
+from vistarag.agent.index import filters as models
 from vistarag.agent.ingest.discover import Selection, kind_of, select
 from vistarag.agent.ingest.parallel import map_ordered, read_ahead
 from vistarag.agent.ingest.registry import ExtractContext, ProgressCallback, get_extractor
@@ -309,7 +309,7 @@ class Ingestor:
         refs = {p.payload.get("blob") for p in self.kb.scroll(flt, fields=["blob"])} - {None}
         count = self.kb.count(flt)
         self.kb.delete_points(flt)
-        for ref in refs - blobs_in_use(self.kb.client, refs):
+        for ref in refs - blobs_in_use(self.kb.backend, refs):
             self.blobs.delete(ref)
         return count
 
@@ -385,12 +385,8 @@ class _BatchWriter:
         if self.last_id is None:
             return
         kb = self.ing.kb
-        kb.client.set_payload(
-            kb.collection, payload={"doc_head": True}, points=[self.first_id], wait=True
-        )
-        kb.client.set_payload(
-            kb.collection, payload={COMPLETE: True}, points=[self.last_id], wait=True
-        )
+        kb.set_payload([self.first_id], {"doc_head": True})
+        kb.set_payload([self.last_id], {COMPLETE: True})
         docmeta.invalidate_catalog()
 
     def flush(self) -> None:
