@@ -352,5 +352,5 @@ def test_data_dir_is_private(settings: Settings, tmp_path: Path) -> None:
         assert mode == want, f"{path}: {oct(mode)}, want {oct(want)}"
         checked += 1
     names = {p.name for p in home.rglob("*")}
-    assert {"checkpoints.sqlite", "secret.key", "blobs", "qdrant", "meta.json"} <= names
+    assert {"checkpoints.sqlite", "secret.key", "blobs", "qdrant", "vistarag.json"} <= names
     assert checked > 8

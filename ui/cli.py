@@ -167,7 +167,7 @@ def ingest(
         "--exclude", metavar="GLOB", help="Leave out files matching this glob (repeatable).",
     )] = None,
     workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, help="Files ingested at once (default: the cores).",
+        "--workers", metavar="N", min=1, help="Files ingested at once (default: the cores).",
     )] = None,
 ) -> None:
     """Add PDFs, images, screenshots, text files and videos to a knowledge base.

@@ -40,7 +40,9 @@ from vistarag.agent.index.records import (
 __all__ = [
     "BUILDING", "BUILD_PREFIX", "COLLECTION_PREFIX", "HNSW_MIN_POINTS", "KEYWORD_FIELDS",
     "POINT_NAMESPACE", "READY", "SCHEMA_VERSION", "CollectionSpec", "FusedQuery", "IndexBackend",
-    "KnowledgeBase", "PointRecord", "blobs_in_use", "physical_collections", "QueryVectors", "SearchFilters", "StoredPoint", "as_backend",
+    "KnowledgeBase", "PointRecord",
+    "blobs_in_use", "physical_collections", "QueryVectors", "SearchFilters", "StoredPoint",
+    "as_backend",
     "close_all", "collection_name", "field_filter", "get_backend", "hit_from_point",
     "list_knowledge_bases", "point_id",
 ]

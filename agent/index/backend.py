@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from vistarag.agent.index import filters as models
 from vistarag.agent.index.records import FusedQuery, PointRecord, StoredPoint
-from vistarag.agent.settings import Settings
+from vistarag.agent.settings import Settings, private_dir
 
 
 @dataclass
@@ -90,6 +90,8 @@ def get_backend(settings: Settings) -> IndexBackend:
                 from vistarag.agent.index.edge import EdgeBackend
                 from vistarag.agent.index.migrate import migrate_if_needed
 
+                settings.ensure_home()
+                private_dir(settings.qdrant_dir)
                 migrate_if_needed(settings.qdrant_dir)
                 backend = EdgeBackend(settings.qdrant_dir / "edge")
             _backends[key] = backend

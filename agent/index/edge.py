@@ -9,6 +9,7 @@ builds HNSW, which ingest does for large collections only (see ``KnowledgeBase.o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -37,13 +38,22 @@ META_FILE = "vistarag.json"
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename), owner-only (0600)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+              encoding="utf-8") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def private_tree(root: Path) -> None:
+    """Owner-only modes under ``root`` (folders 0700, files 0600): Edge writes its segments
+    with the process umask, and the data dir holds other users' documents."""
+    for path in [root, *root.rglob("*")]:
+        with contextlib.suppress(OSError):
+            path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -77,6 +87,7 @@ class EdgeBackend:
         self.folder = self.root / "collections"
         self.folder.mkdir(parents=True, exist_ok=True)
         self._fd = hold(self.root) if hold_lock else None
+        private_tree(self.root)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._lock = threading.RLock()
 
@@ -137,6 +148,7 @@ class EdgeBackend:
             write_json(path / META_FILE, {
                 "dense": spec.dense, "sparse": list(spec.sparse), "metadata": spec.metadata,
             })  # written last: a folder without it is an unfinished create
+            private_tree(path)
             return True
 
     def delete_collection(self, name: str) -> None:
@@ -179,6 +191,7 @@ class EdgeBackend:
         batch = [qe.Point(p.id, cv.vectors(p.vectors), p.payload) for p in points]
         with self._lock:
             self._shard(name).update(qe.UpdateOperation.upsert_points(batch))
+            private_tree(self._dir(name))  # segments it may have started
 
     def set_payload(self, name: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
         with self._lock:
@@ -246,11 +259,13 @@ class EdgeBackend:
         with self._lock:
             for shard in self._shards.values():
                 shard.flush()
+            private_tree(self.root)
 
     def close(self) -> None:
         with self._lock:
             for shard in self._shards.values():
                 shard.close()
             self._shards.clear()
+            private_tree(self.root)
             release(self._fd)
             self._fd = None
