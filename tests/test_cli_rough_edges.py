@@ -109,3 +109,15 @@ def test_ask_names_the_thread_once_and_the_heading_plainly(tmp_path):
     assert "## " not in result.stdout, result.stdout
     assert result.stderr.count("turn-x") == 1, result.stderr
     assert "follow up with --thread turn-x" in result.stderr
+
+
+def test_a_video_line_counts_in_words_that_agree_with_the_number() -> None:
+    from vistarag.agent.ingest.pipeline import FileResult
+    from vistarag.ui.cli import _video_line
+
+    one = FileResult("talk.mp4", "added", by_modality={"keyframe": 1},
+                     stats={"duration_s": 8.0, "transcript_segments": 1})
+    line = _video_line(one)
+    assert "1 keyframe," in line and "1 transcript segment (speech)" in line
+    many = FileResult("talk.mp4", "added", by_modality={"keyframe": 3}, stats={"duration_s": 8.0})
+    assert "3 keyframes, 0 transcript segments" in _video_line(many)

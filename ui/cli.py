@@ -264,11 +264,11 @@ def _video_line(result: FileResult) -> str:
 
     st = result.stats
     source = "subtitles" if st.get("subtitles") else "speech"
-    segments = f"{result.transcript_segments} transcript segments"
+    segments = plural(result.transcript_segments, "transcript segment")
     segments += f" ({source})" if result.transcript_segments else ""
     return (
         f"[green]video[/green] {escape(Path(result.path).name)} "
-        f"({clock(st.get('duration_s', 0))}): {result.keyframes} keyframes, {segments}"
+        f"({clock(st.get('duration_s', 0))}): {plural(result.keyframes, 'keyframe')}, {segments}"
     )
 
 
