@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from vistarag.agent.imaging import flatten, ocr_image
+from vistarag.agent.imaging import flatten
 from vistarag.agent.index import QueryVectors
 from vistarag.agent.metric_terms import line_items, named_statements
 from vistarag.agent.models import Models
-from vistarag.agent.ocr import lines_to_text
+from vistarag.agent.query_ocr import read_query_image
 from vistarag.agent.sparse import query_vector
 
 
@@ -45,7 +45,8 @@ def encode_query(
     """
     images = [flatten(im) for im in images or []]
     text = text.strip()
-    image_text = [lines_to_text(ocr_image(models.ocr, im)) for im in images]
+    # read fast and tidied (``query_ocr``); the chat has usually read it already (cached)
+    image_text = [read_query_image(im).text for im in images]
     vectors = QueryVectors()
     texts = [t for t in [text, *image_text] if t.strip()]
     if text and image_text and any(image_text):

@@ -377,11 +377,12 @@ def test_agent_tool_calls_show_as_steps_with_their_arguments(
 def cited_upload(
     server: ChatServer, browser: object, question: str, upload: Path, label: re.Pattern[str]
 ) -> tuple[Any, Any]:
-    """As Alice: ask ``question`` with ``upload`` attached; the page, and the answer's first
+    """As Alice: add ``upload``, then ask ``question``; the page, and the answer's first
     citation link whose text matches ``label``."""
     page = new_page(browser, server.url)
     login(page, ALICE)
-    ask(page, question, [upload])
+    ask(page, "", [upload])  # sent alone, a file is added (with a question, an image is the query)
+    ask(page, question)
     page.wait_for_selector("text=Sources", timeout=120_000)
     link = page.locator("a.element-link", has_text=label).first
     link.wait_for(timeout=30_000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,16 @@ from chainlit.types import ThreadDict
 from chainlit.utils import utc_now
 
 from vistarag.agent.ingest.discover import kind_of
+from vistarag.agent.query_ocr import QueryImageText, query_ocr
 from vistarag.agent.settings import Settings
-from vistarag.graphs import VistaContext
 from vistarag.graphs.runner import TurnEvent, TurnResult, astream_turn
 from vistarag.ui.web import evidence
 from vistarag.ui.web.auth import check_login
+from vistarag.ui.web.chat_prefs import AllKbAccess, ChatPrefs, knowledge_bases, widgets
 from vistarag.ui.web.local_session import install_local_session
+from vistarag.ui.web.page_view import install_page_route
 from vistarag.ui.web.persistence import make_data_layer
-from vistarag.ui.web.routes import Access, install_routes
+from vistarag.ui.web.routes import install_routes
 from vistarag.ui.web.runtime import ChatRuntime
 from vistarag.ui.web.settings import UISettings, chat_db_path, elements_dir
 from vistarag.ui.web.threads import REFUSED, ThreadOwners, admit
@@ -110,9 +113,9 @@ def owner_of(user: Any) -> str | None:
     return identifier if UI.login else SETTINGS.owner
 
 
-install_routes(
-    server_app, Access(RUNTIME.engine, RUNTIME.kb, DATA_LAYER.storage_provider, owner_of)
-)
+ACCESS = AllKbAccess(RUNTIME.engine, RUNTIME.kb, DATA_LAYER.storage_provider, owner_of)
+install_routes(server_app, ACCESS)
+install_page_route(server_app, ACCESS)  # after: it goes ahead of the /vistarag/ catch-all
 
 
 async def forget_thread(thread_id: str) -> None:
@@ -155,12 +158,51 @@ async def chat_start() -> None:
         [{"id": "search", "icon": "search", "description": "Search without an answer",
           "button": False, "persistent": False}]
     )
+    await show_settings(DEFAULT_PREFS)
 
 
 @cl.on_chat_resume
 async def chat_resume(thread: ThreadDict) -> None:
-    """The graph's memory is keyed by this thread's id, so follow-ups continue where it was."""
+    """The graph's memory is keyed by this thread's id, so follow-ups continue where it was;
+    the thread's settings (its metadata) come back with it."""
     cl.user_session.set("notified", True)
+    metadata = thread.get("metadata") or {}
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata or "{}")
+    await show_settings(ChatPrefs.from_values(metadata.get("chat_settings"), DEFAULT_PREFS))
+
+
+# ---- chat settings ------------------------------------------------------------------------
+DEFAULT_PREFS = ChatPrefs(kb=SETTINGS.kb, top_k=SETTINGS.top_k or 5)
+
+
+async def show_settings(prefs: ChatPrefs) -> None:
+    """Send the settings panel showing ``prefs`` and make them this session's."""
+    kbs = await asyncio.to_thread(knowledge_bases, RUNTIME.engine, prefs.kb)
+    await cl.ChatSettings(widgets(prefs, kbs)).send()
+    cl.user_session.set("prefs", prefs)
+
+
+def current_prefs() -> ChatPrefs:
+    prefs = cl.user_session.get("prefs")
+    return prefs if isinstance(prefs, ChatPrefs) else DEFAULT_PREFS
+
+
+@cl.on_settings_update
+async def settings_update(values: dict[str, Any]) -> None:
+    """The user changed the settings: the next turn uses them; the thread keeps them."""
+    prefs = ChatPrefs.from_values(values, current_prefs())
+    cl.user_session.set("prefs", prefs)
+    await save_prefs(prefs)
+    await cl.Message(content=f"_Settings: {prefs.describe()}._", author="VistaRAG").send()
+
+
+async def save_prefs(prefs: ChatPrefs) -> None:
+    """Into the thread's metadata, where a resumed thread finds them (once the thread exists:
+    a chat's first message creates it)."""
+    thread_id = cl.context.session.thread_id
+    if await DATA_LAYER.get_thread(thread_id) is not None:
+        await DATA_LAYER.update_thread(thread_id, metadata={"chat_settings": prefs.values()})
 
 
 # ---- one turn -----------------------------------------------------------------------------
@@ -171,26 +213,36 @@ async def on_message(message: cl.Message) -> None:
     if await admit(THREAD_OWNERS, thread_id, owner, has_memory=RUNTIME.has_memory) != "ok":
         await cl.Message(content=REFUSED, author="VistaRAG").send()
         return
-    images, uploads, problems = classify(message.elements or [])
+    prefs = current_prefs()
+    text = (message.content or "").strip()
+    images, uploads, problems = classify(message.elements or [], bool(text),
+                                         prefs.add_attachments)
     for problem in problems:
         await cl.Message(content=problem, author="VistaRAG").send()
-    attachments = await add_files(uploads, owner) if uploads else []
-    text = (message.content or "").strip()
+    attachments, ingest_s = await add_files(uploads, owner, prefs.kb) if uploads else ([], 0.0)
     if message.command == "search" or text.startswith("/search "):
-        await search(text.removeprefix("/search ").strip(), owner)
+        await search(text.removeprefix("/search ").strip(), owner, prefs)
         return
     if not text and not images:
         if attachments:
             names = ", ".join(p.name for p in attachments)
             await cl.Message(content=f"Added {names}. Ask me anything about it.").send()
         return
-    await answer(text, images, attachments, owner)
+    if images:
+        await read_images(images)
+    await answer(text, images, attachments, owner, prefs, ingest_s)
+    await save_prefs(prefs)
 
 
-def classify(elements: list[Any]) -> tuple[list[str], list[tuple[Path, str]], list[str]]:
-    """Pasted images are the question's images; other files go into the knowledge base.
+def classify(
+    elements: list[Any], has_question: bool = False, add_images: bool = False
+) -> tuple[list[str], list[tuple[Path, str]], list[str]]:
+    """Query images, files for the knowledge base, and problems.
 
-    Unsupported and oversized files get a message naming them; the rest of the turn goes on.
+    An image is the question's image (never added to the knowledge base) when it was pasted,
+    or attached with a question; an image attached without a question, or with the setting
+    "add attachments" on, is added like other files. Unsupported and oversized files get a
+    message naming them; the rest of the turn goes on.
     """
     images: list[str] = []
     uploads: list[tuple[Path, str]] = []
@@ -215,37 +267,117 @@ def classify(elements: list[Any]) -> tuple[list[str], list[tuple[Path, str]], li
                 f"({Path(name).suffix or 'no extension'}). I can add PDFs, images (PNG, "
                 "JPEG, WebP, ...), videos and text or Markdown files; it was not added."
             )
-        elif kind == "image" and PASTED.match(name):
+        elif kind == "image" and (PASTED.match(name) or (has_question and not add_images)):
             images.append(str(path))
         else:
             uploads.append((path, name))
     return images, uploads, problems
 
 
-async def add_files(uploads: list[tuple[Path, str]], owner: str) -> list[Path]:
-    """Ingest dropped files in a worker thread, one step line per file as each one finishes."""
+async def add_files(
+    uploads: list[tuple[Path, str]], owner: str, kb: str
+) -> tuple[list[Path], float]:
+    """Ingest dropped files in a worker thread (the chat stays usable), showing each file's
+    progress (pages, seconds of video) as it goes, its result or error, and the real time."""
     kept: list[Path] = []
     lines: list[str] = []
-    async with cl.Step(name="Adding to your knowledge base", type="tool", icon="upload") as step:
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    async with cl.Step(name="Adding to your knowledge base", type="tool", icon="upload",
+                       show_input=False) as step:
         step.input = ", ".join(name for _, name in uploads)
-        for path, name in uploads:
-            step.output = "\n".join([*lines, f"- {name}: reading..."])
-            await step.update()
+        for i, (path, name) in enumerate(uploads, 1):
+            head = f"File {i} of {len(uploads)}"
+            progress = UploadProgress(step, lines, name, head, loop)
+            await progress.show("reading...")
+            t0 = time.perf_counter()
             try:
                 stored = await asyncio.to_thread(RUNTIME.keep_upload, path, name, owner)
-                result = await asyncio.to_thread(RUNTIME.ingest, stored, owner)
+                result = await asyncio.to_thread(RUNTIME.ingest, stored, owner, kb,
+                                                 progress.report)
             except OSError as exc:
                 lines.append(f"- {name}: could not be stored ({exc.strerror or exc})")
                 continue
+            took = seconds(time.perf_counter() - t0)
             if result.status in ("added", "replaced", "unchanged"):
                 kept.append(stored)
                 detail = f"{result.points} passages and images" if result.points else "known"
-                lines.append(f"- {name}: {result.status} ({detail})")
+                pages = f", {progress.pages_line()}" if progress.total else ""
+                lines.append(f"- {name}: {result.status} ({detail}{pages}) · {took}")
             else:
-                lines.append(f"- {name}: {result.status}: {result.message}")
+                lines.append(f"- {name}: {result.status}: {result.message} · {took}")
+        total = time.perf_counter() - started
         step.output = "\n".join(lines)
-        step.name = f"Added {len(kept)} of {len(uploads)} files to your knowledge base"
-    return kept
+        step.name = (f"Added {len(kept)} of {len(uploads)} files to {kb!r} · "
+                     f"{seconds(total)}")
+    return kept, total
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def seconds(s: float) -> str:
+    return f"{s:.2f} s" if s >= 1 else f"{s * 1000:.0f} ms"
+
+
+class UploadProgress:
+    """A file's progress (``(stage, done, total)`` from the ingestor's worker thread) shown on
+    the upload step, at most a few times a second."""
+
+    def __init__(self, step: cl.Step, lines: list[str], name: str, head: str,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.step, self.lines, self.name, self.head, self.loop = step, lines, name, head, loop
+        self.stage, self.done, self.total = "", 0.0, None
+        self._last = 0.0
+
+    def pages_line(self) -> str:
+        unit = "pages" if self.stage == "pages" else f"{self.stage} done"
+        total = f"/{self.total:g}" if self.total else ""
+        return f"{self.done:g}{total} {unit}"
+
+    async def show(self, status: str) -> None:
+        self.step.name = f"Adding to your knowledge base · {self.head}: {self.name} · {status}"
+        self.step.output = "\n".join([*self.lines, f"- {self.name}: {status}"])
+        await self.step.update()
+
+    def report(self, stage: str, done: float, total: float | None) -> None:
+        self.stage, self.done, self.total = stage, done, total
+        now = time.monotonic()
+        if now - self._last < 0.25 and not (total and done >= total):
+            return
+        self._last = now
+        asyncio.run_coroutine_threadsafe(self.show(self.pages_line()), self.loop)
+
+
+async def read_images(images: list[str]) -> None:
+    """Read the question's images now, as a step of their own (what they say, how long it
+    took); the search reuses the reading (cached by content)."""
+    from vistarag.agent.imaging import flatten
+    from vistarag.agent.search import BLOB_SCHEME
+
+    engine = RUNTIME.engine
+
+    def pixels(path: str) -> Any:
+        """The pixels the search reads: the stored query image (a JPEG re-encode for RGB)."""
+        ref = engine.image_ref(path).removeprefix(BLOB_SCHEME)
+        return flatten(engine.blobs.open_image(ref))
+
+    async with cl.Step(name="Reading the screenshot", type="tool", icon="scan-text",
+                       show_input=False) as step:
+        started = time.perf_counter()
+        readings: list[QueryImageText] = []
+        for path in images:
+            try:
+                image = await asyncio.to_thread(pixels, path)
+                readings.append(await asyncio.to_thread(query_ocr().read, image))
+            except Exception as exc:  # the search reports an unreadable image itself
+                step.output = f"could not read {Path(path).name}: {exc}"
+        lines = sum(len(r.lines) for r in readings)
+        labels = sum(len(r.labels) for r in readings)
+        step.output = "\n\n".join(r.text for r in readings) or step.output or "(no text)"
+        step.name = step_line("Reading the screenshot", (time.perf_counter() - started) * 1000,
+                              f"{plural(lines, 'line')}, {plural(labels, 'UI label')}")
 
 
 def step_line(title: str, ms: float | None, summary: str) -> str:
@@ -272,13 +404,16 @@ def derived_summary(node: str, result: TurnResult) -> str:
     return ""
 
 
-async def answer(text: str, images: list[str], attachments: list[Path], owner: str) -> None:
+async def answer(
+    text: str, images: list[str], attachments: list[Path], owner: str,
+    prefs: ChatPrefs | None = None, ingest_s: float = 0.0,
+) -> None:
     graph = await RUNTIME.graph()
     thread_id = cl.context.session.thread_id
     steps: dict[str, tuple[cl.Step, float | None, str]] = {}
     reply: cl.Message | None = None
     result: TurnResult | None = None
-    context = VistaContext(kb=RUNTIME.kb, owner=owner)
+    context = (prefs or DEFAULT_PREFS).context(owner)
     async for item in astream_turn(graph, text, images=images, attachments=attachments,
                                    thread_id=thread_id, context=context):
         if isinstance(item, TurnResult):
@@ -288,6 +423,8 @@ async def answer(text: str, images: list[str], attachments: list[Path], owner: s
     if result is None:  # the stream ended without a result: nothing more to show
         return
     for node, (step, ms, summary) in steps.items():
+        if node == "ingest_attachments" and ingest_s:  # the files were added above: their time
+            ms, summary = ingest_s * 1000, f"{len(attachments)} files added before the search"
         step.name = step_line(STEP_TITLES.get(node, node), ms,
                               summary or derived_summary(node, result))
         await step.update()
@@ -374,12 +511,12 @@ async def finish(reply: cl.Message | None, result: TurnResult, owner: str) -> No
 
 
 # ---- search without an answer ---------------------------------------------------------------
-async def search(text: str, owner: str) -> None:
+async def search(text: str, owner: str, prefs: ChatPrefs | None = None) -> None:
     if not text:
         await cl.Message(content="Type what to look for after /search.").send()
         return
     async with cl.Step(name="Searching the knowledge base", type="tool", icon="search") as step:
-        hits = await asyncio.to_thread(find, text, owner)
+        hits = await asyncio.to_thread(find, text, owner, prefs or DEFAULT_PREFS)
         step.name = f"Searching the knowledge base · {len(hits)} hits"
     if not hits:
         await cl.Message(content=f"Nothing found for **{text}**.").send()
@@ -392,9 +529,11 @@ async def search(text: str, owner: str) -> None:
                      elements=evidence.elements_for(citations)).send()
 
 
-def find(text: str, owner: str) -> list[Any]:
-    """The engine's one search function, for this owner only."""
+def find(text: str, owner: str, prefs: ChatPrefs) -> list[Any]:
+    """The engine's one search function, for this owner only, with the chat's settings."""
     engine = RUNTIME.engine
     from vistarag.agent.search import SearchRequest
 
-    return engine.search(SearchRequest(text=text, kb=RUNTIME.kb, owner=owner)).hits
+    ctx = prefs.context(owner)
+    return engine.search(SearchRequest(text=text, kb=ctx.kb, owner=owner, top_k=ctx.top_k,
+                                       modality=ctx.modality)).hits

@@ -1,7 +1,8 @@
 """A turn's citations and retrieved images as Chainlit elements.
 
 Each citation becomes a side element named like the line that lists it under the answer, so
-the line is a link: a PDF opens at the cited page, a video plays from the cited moment (a
+the line is a link: a PDF opens at the cited page (and its "cited region" chip shows that page
+fitted to the panel with the hit's box drawn), a video plays from the cited moment (a
 ``#t=`` media fragment), an image shows the image. Retrieved images, page renders and keyframes
 are shown inline under the answer. Every URL is an owner-checked ``/vistarag/...`` route.
 """
@@ -15,6 +16,7 @@ from urllib.parse import quote
 import chainlit as cl
 
 from vistarag.agent.types import Citation, Hit, time_range
+from vistarag.ui.web.page_view import region_url
 
 PDF_SUFFIXES = {".pdf"}
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".m4v", ".ogv", ".ogg"}
@@ -64,10 +66,22 @@ def visible(citations: Iterable[Citation], sources: Iterable[Hit], owner: str) -
     return [c for c in citations if owners.get(c.hit_id) in (None, owner)]
 
 
+def region_name(c: Citation) -> str:
+    """``cited region 2 (p. 3)``: the chip that opens the page with the hit's box drawn."""
+    return f"cited region {c.n} (p. {c.page})"
+
+
+def region_element(c: Citation) -> cl.Image | None:
+    """A PDF citation's page, fitted to the side panel, its cited region outlined."""
+    url = region_url(c) if PurePath(c.source).suffix.lower() in PDF_SUFFIXES else None
+    return cl.Image(name=region_name(c), url=url, display="side", size="large") if url else None
+
+
 def sources_markdown(citations: list[Citation]) -> str:
     if not citations:
         return ""
-    lines = [f"- {label(c)}" for c in citations]
+    lines = [f"- {label(c)}" + (f" · {region_name(c)}" if region_element(c) else "")
+             for c in citations]
     return "\n\n**Sources**\n" + "\n".join(lines)
 
 
@@ -88,4 +102,5 @@ def inline_images(citations: list[Citation]) -> list[cl.Image]:
 
 
 def elements_for(citations: list[Citation]) -> list[cl.Element]:
-    return [*(citation_element(c) for c in citations), *inline_images(citations)]
+    regions = [e for e in (region_element(c) for c in citations) if e is not None]
+    return [*(citation_element(c) for c in citations), *regions, *inline_images(citations)]

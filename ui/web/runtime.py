@@ -21,6 +21,7 @@ from vistarag.agent.blobs import sha256_file
 from vistarag.agent.engine import Engine
 from vistarag.agent.errors import VistaRAGError
 from vistarag.agent.ingest.pipeline import FileResult, Ingestor
+from vistarag.agent.ingest.registry import ProgressCallback
 from vistarag.agent.settings import Settings
 from vistarag.ui.web.settings import uploads_dir
 
@@ -109,6 +110,9 @@ class ChatRuntime:
             _ = self.engine.models.text_encoder
             _ = self.engine.models.joint
             _ = self.engine.reranker
+            from vistarag.agent.query_ocr import query_ocr
+
+            query_ocr().warm_up()
 
     @property
     def text_bridge(self) -> bool:
@@ -118,13 +122,14 @@ class ChatRuntime:
         except Exception:
             return True
 
-    def ingestor(self, owner: str) -> Ingestor:
-        """An ingestor that writes ``owner`` on every point."""
+    def ingestor(self, owner: str, kb: str | None = None) -> Ingestor:
+        """An ingestor into ``kb`` (the default one) that writes ``owner`` on every point."""
+        kb = kb or self.kb
         try:
-            return self.engine.ingestor(self.kb, owner=owner)  # type: ignore[call-arg]
+            return self.engine.ingestor(kb, owner=owner)  # type: ignore[call-arg]
         except TypeError:  # an Engine without per-call owners
             settings = self.settings.model_copy(update={"owner": owner})
-            return Ingestor(settings, self.engine.models, self.engine.kb(self.kb),
+            return Ingestor(settings, self.engine.models, self.engine.kb(kb),
                             self.engine.blobs)
 
     def keep_upload(self, path: Path, name: str, owner: str) -> Path:
@@ -138,8 +143,12 @@ class ChatRuntime:
             shutil.copyfile(path, target)
         return target
 
-    def ingest(self, path: Path, owner: str) -> FileResult:
-        return self.ingestor(owner).ingest_file(path)
+    def ingest(
+        self, path: Path, owner: str, kb: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> FileResult:
+        """Ingest one file; ``on_progress(stage, done, total)`` as it goes (pages, seconds)."""
+        return self.ingestor(owner, kb).ingest_file(path, on_progress=on_progress)
 
     def describe_mode(self) -> dict[str, Any]:
         s = self.settings
