@@ -169,6 +169,11 @@ def ingest(
     workers: Annotated[int | None, typer.Option(
         "--workers", metavar="N", min=1, help="Files ingested at once (default: the cores).",
     )] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="ADDRESS",
+        help="Extract and embed on Ray (the `ray` extra): `local` starts a local instance; "
+        "`auto` or `ray://head:10001` joins a cluster.",
+    )] = None,
 ) -> None:
     """Add PDFs, images, screenshots, text files and videos to a knowledge base.
 
@@ -230,10 +235,16 @@ def ingest(
             progress.advance(task)
 
         try:
-            report = ingestor.ingest_selection(
-                selection, on_file=on_file, on_result=on_result, on_progress=on_progress,
-                workers=workers or default_workers(),
-            )
+            if ray is not None:
+                from vistarag.agent.ingest.ray_ingest import RayOptions, ingest_with_ray
+
+                options = RayOptions(address=None if ray == "local" else ray)
+                report = ingest_with_ray(ingestor, selection, options, on_result=on_result)
+            else:
+                report = ingestor.ingest_selection(
+                    selection, on_file=on_file, on_result=on_result, on_progress=on_progress,
+                    workers=workers or default_workers(),
+                )
         except VistaRAGError as exc:
             _fail(exc)
     try:

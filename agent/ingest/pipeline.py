@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from PIL import Image
@@ -46,7 +46,16 @@ MAX_HELD_POINTS = 512  # points held back for the document's metadata, at most
 FileProgress = Callable[[Path, str, float, "float | None"], None]
 
 
-__all__ = ["FileResult", "IngestReport", "Ingestor", "doc_id_for"]
+__all__ = ["FilePlan", "FileResult", "IngestReport", "Ingestor", "PointSink", "doc_id_for",
+           "write_version"]
+
+
+class PointSink(Protocol):
+    """Where a version's points go: the knowledge base, or a collector (``ray_ingest``)."""
+
+    def upsert(self, points: Sequence[PointRecord]) -> None: ...
+
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -71,6 +80,21 @@ class FileResult:
     def transcript_segments(self) -> int:
         """Timed text segments read (spoken or subtitle), before merging into chunks."""
         return int(self.stats.get("transcript_segments", 0))
+
+
+@dataclass
+class FilePlan:
+    """One file's version still to be written: its ids and what the index holds of it."""
+
+    path: str
+    source: str
+    kind: str
+    file_hash: str
+    content_hash: str
+    doc_id: str
+    stored: set[str] = field(default_factory=set)
+    legacy_stored: set[str] = field(default_factory=set)
+    missing_blobs: bool = False  # stored and complete, but its images left the blob store
 
 
 @dataclass
@@ -194,6 +218,21 @@ class Ingestor:
     def _ingest(
         self, path: Path, source: str | None, on_progress: ProgressCallback | None = None
     ) -> FileResult:
+        plan = self.plan(path, source)
+        if isinstance(plan, FileResult):
+            return plan
+        try:
+            written = write_version(
+                plan, self.settings, self.models, self.blobs, self.kb, on_progress
+            )
+        except BaseException:
+            self.abandon(plan)
+            raise
+        return self.conclude(plan, written)
+
+    def plan(self, path: Path, source: str | None = None) -> FilePlan | FileResult:
+        """What ingesting ``path`` must write, or its FileResult when nothing is to be written
+        (unsupported type, unchanged). Raises IngestError for a missing or unreadable file."""
         kind = kind_of(path)
         if not path.exists():
             raise IngestError(str(path), "file not found")
@@ -215,44 +254,31 @@ class Ingestor:
             missing_blobs = not self._blobs_present(doc_id)
             if not missing_blobs:
                 return FileResult(str(path), "unchanged", doc_id=doc_id, kind=kind)
-        ctx = ExtractContext(self.settings, self.models, on_progress, file_sha256=file_hash)
-        writer = _BatchWriter(self, doc_id, source, content_hash, kind)
-        started = time.perf_counter()
-        try:
-            # the next groups are extracted while this one is embedded (bounded read-ahead)
-            with contextlib.closing(read_ahead(spec.extract(path, ctx))) as groups:
-                for group in groups:
-                    writer.add(group)
-            writer.finish()
-            writer.seconds["total_s"] = time.perf_counter() - started
-        except BaseException:
-            # What this attempt stored of the new version goes; stored versions stay (a
-            # complete version whose images were being restored is such a stored version).
-            if not missing_blobs:
-                self._delete_version(doc_id, content_hash)
-            raise
-        if not writer.points:
+        return FilePlan(str(path), source, kind, file_hash, content_hash, doc_id, stored,
+                        legacy_stored, missing_blobs)
+
+    def abandon(self, plan: FilePlan) -> None:
+        """A write failed: what it stored of the new version goes; stored versions stay (a
+        complete version whose images were being restored is such a stored version)."""
+        if not plan.missing_blobs:
+            self._delete_version(plan.doc_id, plan.content_hash)
+
+    def conclude(self, plan: FilePlan, written: FileResult) -> FileResult:
+        """After ``write_version``: older versions go, and the result says added or replaced.
+        Raises IngestError when nothing retrievable was written."""
+        doc_id, content_hash, source = plan.doc_id, plan.content_hash, plan.source
+        if not written.points:
             self._delete_version(doc_id, content_hash)
-            raise IngestError(str(path), "nothing retrievable was found in it")
-        old = stored - {content_hash}
+            raise IngestError(plan.path, "nothing retrievable was found in it")
+        old = plan.stored - {content_hash}
         for old_hash in old:
             self._delete_version(doc_id, old_hash)
-        for old_hash in legacy_stored:  # the same document under its unkeyed id: replaced
+        for old_hash in plan.legacy_stored:  # the same document under its unkeyed id: replaced
             self._delete_version(legacy_doc_id(source), old_hash, self.settings.owner)
-        return FileResult(
-            str(path),
-            "replaced" if old or legacy_stored or missing_blobs else "added",
-            doc_id=doc_id,
-            message="its images were missing from the blob store; stored again"
-            if missing_blobs else "",
-            points=writer.points,
-            pages=int(ctx.stats.get("pages", 0)),
-            images=writer.by_modality.get("image", 0),
-            warnings=ctx.warnings,
-            kind=kind,
-            by_modality=dict(writer.by_modality),
-            stats={**ctx.stats, **{k: round(v, 3) for k, v in writer.seconds.items()}},
-        )
+        written.status = "replaced" if old or plan.legacy_stored or plan.missing_blobs else "added"
+        if plan.missing_blobs:
+            written.message = "its images were missing from the blob store; stored again"
+        return written
 
     def _stored(self, source: str, content_hash: str) -> tuple[str, set[str], set[str]]:
         """(doc_id, its stored versions, versions under the unkeyed id to replace).
@@ -329,6 +355,40 @@ class Ingestor:
         return self._delete_where(field_filter(doc_id=keyed)) + self._delete_where(flt)
 
 
+def write_version(
+    plan: FilePlan,
+    settings: Settings,
+    models: Models,
+    blobs: BlobStore,
+    sink: PointSink,
+    on_progress: ProgressCallback | None = None,
+) -> FileResult:
+    """Extract, embed and write one file's version into ``sink``, its last point flagged
+    complete; the result's status ("added") is settled by ``Ingestor.conclude``."""
+    ctx = ExtractContext(settings, models, on_progress, file_sha256=plan.file_hash)
+    writer = _BatchWriter(settings, models, blobs, sink, plan)
+    started = time.perf_counter()
+    spec = get_extractor(plan.kind)
+    # the next groups are extracted while this one is embedded (bounded read-ahead)
+    with contextlib.closing(read_ahead(spec.extract(Path(plan.path), ctx))) as groups:
+        for group in groups:
+            writer.add(group)
+    writer.finish()
+    writer.seconds["total_s"] = time.perf_counter() - started
+    return FileResult(
+        plan.path,
+        "added",
+        doc_id=plan.doc_id,
+        points=writer.points,
+        pages=int(ctx.stats.get("pages", 0)),
+        images=writer.by_modality.get("image", 0),
+        warnings=ctx.warnings,
+        kind=plan.kind,
+        by_modality=dict(writer.by_modality),
+        stats={**ctx.stats, **{k: round(v, 3) for k, v in writer.seconds.items()}},
+    )
+
+
 class _BatchWriter:
     """Embeds and upserts one document's unit groups in batches; keeps only small state.
 
@@ -337,13 +397,17 @@ class _BatchWriter:
     """
 
     def __init__(
-        self, ingestor: Ingestor, doc_id: str, source: str, content_hash: str, kind: str
+        self, settings: Settings, models: Models, blobs: BlobStore, sink: PointSink,
+        plan: FilePlan,
     ) -> None:
-        self.ing = ingestor
-        self.doc_id = doc_id
-        self.source = source
-        self.content_hash = content_hash
-        self.kind = kind
+        self.settings = settings
+        self.models = models
+        self.blobs = blobs
+        self.sink = sink
+        self.doc_id = plan.doc_id
+        self.source = plan.source
+        self.content_hash = plan.content_hash
+        self.kind = plan.kind
         self.groups: list[list[Unit]] = []
         self.pending_units = 0
         self.pending_images = 0
@@ -358,7 +422,7 @@ class _BatchWriter:
         self.doc: dict[str, Any] | None = None  # document metadata, known after the head pages
         self.held: list[PointRecord] = []  # points waiting for it
         self.seconds: Counter[str] = Counter()  # where the time went: embed, blobs, upsert
-        batch = max(1, ingestor.settings.ingest_batch_units)
+        batch = max(1, settings.ingest_batch_units)
         self.max_units = batch
         self.max_images = max(2, min(IMAGES_PER_BATCH, batch // 4))
 
@@ -384,9 +448,8 @@ class _BatchWriter:
         self._describe()
         if self.last_id is None:
             return
-        kb = self.ing.kb
-        kb.set_payload([self.first_id], {"doc_head": True})
-        kb.set_payload([self.last_id], {COMPLETE: True})
+        self.sink.set_payload([self.first_id], {"doc_head": True})
+        self.sink.set_payload([self.last_id], {COMPLETE: True})
         docmeta.invalidate_catalog()
 
     def flush(self) -> None:
@@ -417,14 +480,14 @@ class _BatchWriter:
         for point in points:
             point.payload["doc"] = self.doc
         with self.timed("upsert_s"):
-            self.ing.kb.upsert(points)
+            self.sink.upsert(points)
         self.points += len(points)
         self.last_id = points[-1].id
         self.first_id = self.first_id or points[0].id
         self.by_modality.update(p.payload["modality"] for p in points)
 
     def _vectors(self, units: list[Unit]) -> list[dict[str, Any]]:
-        models_ = self.ing.models
+        models_ = self.models
         vectors: list[dict[str, Any]] = [{} for _ in units]
         by_key = {u.key: i for i, u in enumerate(units)}
         pooled: dict[int, list[int]] = {}  # unit -> the units whose text vectors make its own
@@ -438,7 +501,7 @@ class _BatchWriter:
             texts = [units[i].dense_text or units[i].text for i in text_idx]
             with self.timed("embed_text_s"):
                 text_vecs = models_.text_encoder.encode_document(
-                    texts, batch_size=TEXT_BATCH, max_tokens=self.ing.settings.text_max_tokens
+                    texts, batch_size=TEXT_BATCH, max_tokens=self.settings.text_max_tokens
                 )
             for i, vec in zip(text_idx, text_vecs, strict=True):
                 vectors[i]["text"] = np.asarray(vec, dtype=np.float32)
@@ -484,16 +547,16 @@ class _BatchWriter:
         # neither is its image unless a stored unit of its group cites it.
         kept = [(u, v) for u, v in zip(units, vectors, strict=True) if v]
         cited = {u.key for u, _ in kept} | {u.blob_of for u, _ in kept if u.blob_of}
-        settings = self.ing.settings
+        settings = self.settings
         for unit in units:
             if unit.key not in cited:
                 continue
             if unit.image is not None:
                 with self.timed("blobs_s"):
-                    ref = self.ing.blobs.put_image(unit.image, max_side=settings.thumbnail_px)
+                    ref = self.blobs.put_image(unit.image, max_side=settings.thumbnail_px)
                 self.blob_refs[unit.key] = ref
             elif unit.render is not None:
-                self.blob_refs[unit.key] = self.ing.blobs.put_render(unit.render)
+                self.blob_refs[unit.key] = self.blobs.put_render(unit.render)
         points = []
         for unit, vecs in kept:
             blob = self.blob_refs.get(unit.key) or self.blob_refs.get(unit.blob_of or "")
