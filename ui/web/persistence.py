@@ -143,6 +143,15 @@ class VistaDataLayer(SQLAlchemyDataLayer):
             await hook(thread_id)
         await super().delete_thread(thread_id)
 
+    async def get_thread_author(self, thread_id: str) -> str:
+        """The thread's author, or "" when there is none yet (Chainlit's raises ValueError,
+        an HTTP 500, for a thread whose record is still being written): its ACL check then
+        answers 404."""
+        try:
+            return await super().get_thread_author(thread_id)
+        except ValueError:
+            return ""
+
     async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
         """One element of a thread; 404 when the thread has no such element.
 
