@@ -3,8 +3,7 @@
 ``path_lock(path)`` is one lock per lock file in this process: a thread takes the thread lock
 first, then (on its outermost entry only) an exclusive ``fcntl.flock`` on the file, so two
 threads of one process, or two processes on one data dir, never run the guarded code at once.
-Where ``fcntl`` is missing (Windows) it serialises threads only. ``serialised(obj)`` wraps an
-object that is not thread-safe (qdrant-client's embedded engine) so each call holds a lock.
+Where ``fcntl`` is missing (Windows) it serialises threads only.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import os
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 try:
     import fcntl
@@ -93,36 +91,3 @@ def path_lock(path: Path) -> PathLock:
         if lock is None:
             lock = _registry[key] = PathLock(Path(key))
         return lock
-
-
-class Serialised:
-    """Proxy that runs every method of ``target`` under ``lock``; attributes pass through."""
-
-    def __init__(self, target: Any, lock: threading.RLock | None = None) -> None:
-        self.__dict__["_target"] = target
-        self.__dict__["lock"] = lock or threading.RLock()
-
-    @property
-    def wrapped(self) -> Any:
-        return self.__dict__["_target"]
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self.__dict__["_target"], name)
-        if not callable(value) or name.startswith("__"):
-            return value
-        lock = self.__dict__["lock"]
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return value(*args, **kwargs)
-
-        return locked
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self.__dict__["_target"], name, value)
-
-
-def serialised(target: Any) -> Serialised:
-    """``target`` behind a proxy whose method calls hold one lock (see ``Serialised``)."""
-    return target if isinstance(target, Serialised) else Serialised(target)
-
