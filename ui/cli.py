@@ -106,21 +106,22 @@ def _migrate(qdrant_dir: Path) -> dict | None:
 
 
 def _build_index(engine: Engine) -> None:
-    """After an ingest: build HNSW for a large knowledge base (it blocks, so say so)."""
+    """After an ingest: build HNSW for a large knowledge base. Qdrant Edge builds it in a child
+    process beside the serving index, so searches and ingests through this process go on."""
     from vistarag.agent.index import HNSW_MIN_POINTS
 
     kb = engine.kb()
     if kb.client is not None or not kb.exists():
         return  # a server indexes in the background
+    if not kb.needs_index(HNSW_MIN_POINTS):
+        return  # small (every search exact, in milliseconds) or indexed already
     points = kb.count()
-    if points < HNSW_MIN_POINTS:
-        return  # small: every search is exact, in milliseconds
     started = time.perf_counter()
     with err.status(
-        f"building the HNSW index over {points:,} points (blocks until done: about "
-        f"{points / 450:.0f} s; searches before it would scan every point)"
+        f"building the HNSW index over {points:,} points in a background process (about "
+        f"{points / 400 / 60:.0f} min; searches work meanwhile, scanning every point)"
     ):
-        built = kb.optimize()
+        built = kb.optimize(HNSW_MIN_POINTS, wait=True)
     if built:
         err.print(f"HNSW index built in {time.perf_counter() - started:.0f} s")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -18,12 +19,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import qdrant_edge as qe
 
 from vistarag.agent.errors import VistaRAGError
 from vistarag.agent.index import edge_convert as cv
 from vistarag.agent.index import filters as models
 from vistarag.agent.index.backend import CollectionSpec
+from vistarag.agent.index.edge_build import (
+    CATCH_UP_UNDER_LOCK,
+    EXPORT_PAGE,
+    IndexBuild,
+    log_tail,
+    send_pages,
+    start_child,
+)
 from vistarag.agent.index.holder import hold, release
 from vistarag.agent.index.payload_indexes import (
     BOOL_FIELDS,
@@ -35,6 +45,9 @@ from vistarag.agent.index.payload_indexes import (
 from vistarag.agent.index.records import RRF_K, FusedQuery, PointRecord, StoredPoint
 
 META_FILE = "vistarag.json"
+BUILD_LOG = "build.log"
+GENERATION = "gen-"
+log = logging.getLogger(__name__)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -49,11 +62,29 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def private_tree(root: Path) -> None:
-    """Owner-only modes under ``root`` (folders 0700, files 0600): Edge writes its segments
-    with the process umask, and the data dir holds other users' documents."""
+    """Owner-only modes under ``root`` (folders 0700, files 0600), for what was created before
+    ``private_umask`` (the data dir holds other users' documents)."""
     for path in [root, *root.rglob("*")]:
         with contextlib.suppress(OSError):
             path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+@contextlib.contextmanager
+def private_umask() -> Any:
+    """Edge creates segment files with the process umask, inside its calls: make them
+    owner-only (0600/0700) while a call runs (callers hold the backend's lock)."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -68,12 +99,46 @@ def _read_json(path: Path, default: Any) -> Any:
         ) from exc
 
 
+def _record(record: Any) -> PointRecord:
+    """An Edge record read with vectors, as a point to upsert elsewhere (dense as float32)."""
+    vectors = {
+        k: np.asarray(v, dtype=np.float32) if isinstance(v, list) else cv.from_edge_vector(v)
+        for k, v in (record.vector or {}).items()
+    }
+    return PointRecord(str(record.id), vectors, dict(record.payload or {}))
+
+
 def _stored(record: Any) -> StoredPoint:
     vec = record.vector
     vector = {k: cv.from_edge_vector(v) for k, v in vec.items()} if isinstance(vec, dict) else None
     return StoredPoint(
         str(record.id), dict(record.payload or {}), vector, float(getattr(record, "score", 0.0))
     )
+
+
+def new_shard(path: Path, spec: dict[str, Any]) -> qe.EdgeShard:
+    """An empty shard in ``path`` with our vectors (``spec``: dense sizes, sparse names) and
+    payload indexes."""
+    config = qe.EdgeConfig(
+        vectors={
+            n: qe.EdgeVectorParams(size=int(size), distance=qe.Distance.Cosine)
+            for n, size in spec["dense"].items()
+        },
+        sparse_vectors={
+            n: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf) for n in spec["sparse"]
+        },
+    )
+    shard = qe.EdgeShard.create(str(path), config)
+    for field in KEYWORD_FIELDS:
+        params = qe.KeywordIndexParams(is_tenant=field == TENANT_FIELD or None)
+        shard.update(qe.UpdateOperation.create_field_index(field, params))
+    for fields, schema in ((INTEGER_FIELDS, qe.PayloadSchemaType.Integer),
+                           (FLOAT_FIELDS, qe.PayloadSchemaType.Float),
+                           (BOOL_FIELDS, qe.PayloadSchemaType.Bool)):
+        for field in fields:
+            shard.update(qe.UpdateOperation.create_field_index(field, schema))
+    shard.flush()
+    return shard
 
 
 class EdgeBackend:
@@ -89,7 +154,11 @@ class EdgeBackend:
         self._fd = hold(self.root) if hold_lock else None
         private_tree(self.root)
         self._shards: dict[str, qe.EdgeShard] = {}
+        self._builds: dict[str, IndexBuild] = {}
         self._lock = threading.RLock()
+        if hold_lock:
+            for name in self.list_collections():
+                self._sweep(name)
 
     # ---- shards -------------------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
@@ -105,8 +174,23 @@ class EdgeBackend:
                     f"no collection {name!r} in {self.folder}: run `vistarag kb list` to see "
                     "the knowledge bases, `vistarag ingest PATH --kb NAME` to make one"
                 )
-            shard = self._shards[name] = qe.EdgeShard.load(str(self._dir(name)))
+            with private_umask():
+                shard = self._shards[name] = qe.EdgeShard.load(str(self._shard_dir(name)))
         return shard
+
+    def _shard_dir(self, name: str) -> Path:
+        """Where the serving shard's files are: a ``gen-N`` folder once a build swapped in."""
+        generation = self._spec(name).get("shard")
+        return self._dir(name) / generation if generation else self._dir(name)
+
+    def _sweep(self, name: str) -> None:
+        """Remove what an interrupted build or swap left: folders and files not serving."""
+        path, generation = self._dir(name), self._spec(name).get("shard")
+        for entry in path.iterdir():
+            serving = entry.name in (META_FILE, BUILD_LOG, generation) or (
+                not generation and not entry.name.startswith(GENERATION))
+            if not serving:
+                _remove(entry)
 
     def _spec(self, name: str) -> dict[str, Any]:
         return _read_json(self._dir(name) / META_FILE, {})
@@ -125,25 +209,7 @@ class EdgeBackend:
             if (path / META_FILE).is_file():
                 return False
             shutil.rmtree(path, ignore_errors=True)  # a folder left by a killed create
-            config = qe.EdgeConfig(
-                vectors={
-                    n: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine)
-                    for n, size in spec.dense.items()
-                },
-                sparse_vectors={
-                    n: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf) for n in spec.sparse
-                },
-            )
-            shard = qe.EdgeShard.create(str(path), config)
-            for field in KEYWORD_FIELDS:
-                params = qe.KeywordIndexParams(is_tenant=field == TENANT_FIELD or None)
-                shard.update(qe.UpdateOperation.create_field_index(field, params))
-            for fields, schema in ((INTEGER_FIELDS, qe.PayloadSchemaType.Integer),
-                                   (FLOAT_FIELDS, qe.PayloadSchemaType.Float),
-                                   (BOOL_FIELDS, qe.PayloadSchemaType.Bool)):
-                for field in fields:
-                    shard.update(qe.UpdateOperation.create_field_index(field, schema))
-            shard.flush()
+            shard = new_shard(path, {"dense": spec.dense, "sparse": list(spec.sparse)})
             self._shards[name] = shard
             write_json(path / META_FILE, {
                 "dense": spec.dense, "sparse": list(spec.sparse), "metadata": spec.metadata,
@@ -152,6 +218,7 @@ class EdgeBackend:
             return True
 
     def delete_collection(self, name: str) -> None:
+        self._cancel_build(name)
         with self._lock:
             shard = self._shards.pop(name, None)
             if shard is not None:
@@ -189,18 +256,23 @@ class EdgeBackend:
     # ---- points -------------------------------------------------------------------------------
     def upsert(self, name: str, points: Sequence[PointRecord]) -> None:
         batch = [qe.Point(p.id, cv.vectors(p.vectors), p.payload) for p in points]
-        with self._lock:
+        with self._lock, private_umask():
             self._shard(name).update(qe.UpdateOperation.upsert_points(batch))
-            private_tree(self._dir(name))  # segments it may have started
+            if build := self._building(name):
+                build.wrote(p.id for p in points)
 
     def set_payload(self, name: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
-        with self._lock:
+        with self._lock, private_umask():
             self._shard(name).update(qe.UpdateOperation.set_payload(list(ids), payload))
+            if build := self._building(name):
+                build.wrote(ids)
 
     def delete(self, name: str, flt: models.Filter) -> None:
-        with self._lock:
+        with self._lock, private_umask():
             self._shard(name).update(
                 qe.UpdateOperation.delete_points_by_filter(cv.edge_filter(flt)))
+            if build := self._building(name):
+                build.deleted(flt)
 
     def scroll(
         self, name: str, flt: models.Filter | None, fields: Sequence[str] | bool, limit: int,
@@ -247,21 +319,168 @@ class EdgeBackend:
         with self._lock:
             return [_stored(p) for p in self._shard(name).query(query)]
 
-    def optimize(self, name: str) -> bool:
+    # ---- HNSW, built beside the serving shard (see ``edge_build``) -------------------------------
+    def optimize(self, name: str, wait: bool = True) -> bool:
+        """Build HNSW for ``name`` in a child process; searches and writes go on meanwhile.
+
+        ``wait``: return when the built index serves (raises if the build failed); else return
+        at once. True: a build ran or runs."""
+        build = self.start_build(name)
+        if wait:
+            build.finished.wait()
+            if build.state != "done":
+                raise VistaRAGError(
+                    f"building the HNSW index of {name!r} {build.state}: {build.error or '?'}; "
+                    "searches stay exact (slower at this size). See "
+                    f"{self._dir(name) / BUILD_LOG}")
+        return True
+
+    def start_build(self, name: str) -> IndexBuild:
+        """The running build of ``name``, or a new one."""
         with self._lock:
-            return bool(self._shard(name).optimize())
+            build = self._builds.get(name)
+            if build is not None and build.running:
+                return build
+            self._shard(name)  # raises for an unknown collection
+            generation = self._next_generation(name)
+            build = IndexBuild(name, generation, self._dir(name) / generation)
+            _remove(build.folder)
+            self._builds[name] = build
+        threading.Thread(target=self._run_build, args=(build,), daemon=True,
+                         name=f"hnsw-build-{name}").start()
+        return build
+
+    def index_state(self, name: str) -> dict[str, Any]:
+        """Points, points covered by the last HNSW build, and the build running now, if any."""
+        with self._lock:
+            build = self._builds.get(name)
+            state: dict[str, Any] = {
+                "points": self.points(name),
+                "indexed_points": int(self._spec(name).get("indexed_points") or 0),
+                "building": build.state if build and build.running else None,
+            }
+            if build is not None:
+                state.update(build_state=build.state, build_seconds=round(build.elapsed(), 1),
+                             build_error=build.error)
+            return state
+
+    def _building(self, name: str) -> IndexBuild | None:
+        build = self._builds.get(name)
+        return build if build is not None and build.running else None
+
+    def _next_generation(self, name: str) -> str:
+        used = [int(p.name[len(GENERATION):]) for p in self._dir(name).glob(GENERATION + "*")
+                if p.name[len(GENERATION):].isdigit()]
+        return f"{GENERATION}{max(used, default=0) + 1}"
+
+    def _run_build(self, build: IndexBuild) -> None:
+        name, log_path = build.collection, self._dir(build.collection) / BUILD_LOG
+        try:
+            build.process = start_child(build.folder, self._spec(name), log_path)
+            build.points = send_pages(build.process, self._export(build))
+            build.state = "building"
+            code = build.process.wait()
+            if build.state == "cancelled":
+                raise VistaRAGError("cancelled")
+            if code != 0:
+                raise VistaRAGError(f"the build process ended with code {code}: "
+                                    f"{log_tail(log_path)}")
+            build.state = "catching up"
+            self._swap_in(build)
+            build.state = "done"
+        except Exception as exc:  # the serving shard is untouched: log, keep serving
+            if build.state != "cancelled":
+                build.state, build.error = "failed", str(exc)
+                log.warning("HNSW build of %s failed: %s", name, exc)
+            _remove(build.folder)
+        finally:
+            build.finished.set()
+
+    def _export(self, build: IndexBuild) -> Any:
+        """The serving shard's points, a page at a time (each read under the lock)."""
+        offset = None
+        while True:
+            with self._lock:
+                if build.state == "cancelled":
+                    raise VistaRAGError("cancelled")
+                records, offset = self._shard(build.collection).scroll(qe.ScrollRequest(
+                    offset=offset, limit=EXPORT_PAGE, with_payload=True, with_vector=True))
+            yield [_record(r) for r in records]
+            if offset is None:
+                return
+
+    def _swap_in(self, build: IndexBuild) -> None:
+        """Bring the built shard up to date with the serving one, then serve it."""
+        name = build.collection
+        built = qe.EdgeShard.load(str(build.folder))
+        try:
+            while True:
+                with self._lock:
+                    if build.state == "cancelled":
+                        raise VistaRAGError("cancelled")
+                    if len(build.dirty) + len(build.deletes) <= CATCH_UP_UNDER_LOCK:
+                        self._catch_up(name, built, *build.take_changes())
+                        self._serve(name, built, build)
+                        return
+                    changes = build.take_changes()
+                self._catch_up(name, built, *changes)
+        except BaseException:
+            built.close()
+            raise
+
+    def _catch_up(self, name: str, built: qe.EdgeShard, dirty: set[str], deletes: list) -> None:
+        """Apply to ``built`` what the serving shard got since the export began."""
+        for flt in deletes:
+            built.update(qe.UpdateOperation.delete_points_by_filter(cv.edge_filter(flt)))
+        ids = sorted(dirty)
+        for at in range(0, len(ids), 500):
+            chunk = ids[at:at + 500]
+            with self._lock:
+                found = self._shard(name).retrieve(chunk, True, True)
+            if found:
+                built.update(qe.UpdateOperation.upsert_points([
+                    qe.Point(p.id, cv.vectors(p.vectors), p.payload) for p in map(_record, found)
+                ]))
+            gone = set(chunk) - {str(r.id) for r in found}
+            if gone:
+                built.update(qe.UpdateOperation.delete_points(sorted(gone)))
+
+    def _serve(self, name: str, built: qe.EdgeShard, build: IndexBuild) -> None:
+        """Under the lock: the built shard serves from now on; the old one's files go."""
+        built.flush()
+        old_dir = self._shard_dir(name)
+        old = self._shards.pop(name, None)
+        if old is not None:
+            old.close()
+        self._shards[name] = built
+        spec = self._spec(name)
+        spec.update(shard=build.generation, indexed_points=int(built.info().points_count))
+        write_json(self._dir(name) / META_FILE, spec)
+        private_tree(build.folder)
+        if old_dir == self._dir(name):
+            self._sweep(name)
+        else:
+            _remove(old_dir)
+
+    def _cancel_build(self, name: str) -> None:
+        build = self._builds.get(name)
+        if build is not None and build.running:
+            build.cancel()
+            build.finished.wait(timeout=30)
 
     def points(self, name: str) -> int:
         with self._lock:
             return int(self._shard(name).info().points_count)
 
     def flush(self) -> None:
-        with self._lock:
+        with self._lock, private_umask():
             for shard in self._shards.values():
                 shard.flush()
             private_tree(self.root)
 
     def close(self) -> None:
+        for name in list(self._builds):
+            self._cancel_build(name)
         with self._lock:
             for shard in self._shards.values():
                 shard.close()

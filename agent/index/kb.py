@@ -36,6 +36,8 @@ from vistarag.agent.types import Hit
 READY, BUILDING = "ready", "building"
 SCHEMA_VERSION = 1
 HNSW_MIN_POINTS = 50_000  # below it searches stay exact and no HNSW is built (milliseconds)
+REINDEX_NEW_POINTS = 20_000  # new points since the last HNSW build before another one
+REINDEX_FRACTION = 0.2  # ... and this share of the collection
 
 
 def as_backend(target: Any) -> IndexBackend:
@@ -254,13 +256,28 @@ class KnowledgeBase:
     def delete_points(self, flt: models.Filter) -> None:
         self.backend.delete(self._target(), flt)
 
-    def optimize(self, min_points: int = HNSW_MIN_POINTS) -> bool:
-        """Build HNSW now when the collection has ``min_points`` or more (blocks: minutes at
-        100k points); smaller collections stay exact. True when an index was built."""
-        target = self._target()
-        if self.count() < min_points:
+    def needs_index(self, min_points: int = HNSW_MIN_POINTS) -> bool:
+        """True when HNSW should be (re)built: ``min_points`` or more points, and more new
+        points since the last build than ``REINDEX_NEW_POINTS`` and ``REINDEX_FRACTION`` of all
+        (searches scan new points exactly until then: milliseconds)."""
+        state = self.backend.index_state(self._target())
+        points, indexed = state["points"], state["indexed_points"]
+        if state["building"] or points < min_points:
             return False
-        return self.backend.optimize(target)
+        if not indexed:
+            return True
+        return points - indexed >= max(REINDEX_NEW_POINTS, REINDEX_FRACTION * points)
+
+    def optimize(self, min_points: int = HNSW_MIN_POINTS, wait: bool = True) -> bool:
+        """Build HNSW when ``needs_index``, beside the serving index: searches and writes go
+        on meanwhile (Qdrant Edge builds in a child process and swaps the result in).
+        ``wait``: return when it serves. True when a build ran (or, not waiting, runs)."""
+        if not self.needs_index(min_points):
+            return False
+        return self.backend.optimize(self._target(), wait=wait)
+
+    def index_state(self) -> dict[str, Any]:
+        return self.backend.index_state(self._target())
 
     # ---- reads -----------------------------------------------------------------------------
     def scroll(

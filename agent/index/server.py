@@ -234,8 +234,13 @@ class ServerBackend:
             )
         return [_stored(p) for p in res.points]
 
-    def optimize(self, name: str) -> bool:
+    def optimize(self, name: str, wait: bool = True) -> bool:
         return False  # a server indexes in the background
+
+    def index_state(self, name: str) -> dict[str, Any]:
+        info = self.client.get_collection(name)
+        return {"points": int(info.points_count or 0),
+                "indexed_points": int(info.indexed_vectors_count or 0), "building": None}
 
     def close(self) -> None:
         self.client.close()

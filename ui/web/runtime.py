@@ -147,8 +147,14 @@ class ChatRuntime:
         self, path: Path, owner: str, kb: str | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> FileResult:
-        """Ingest one file; ``on_progress(stage, done, total)`` as it goes (pages, seconds)."""
-        return self.ingestor(owner, kb).ingest_file(path, on_progress=on_progress)
+        """Ingest one file; ``on_progress(stage, done, total)`` as it goes (pages, seconds).
+        A knowledge base grown past the exact-search size gets its HNSW index built in the
+        background (the chat keeps answering meanwhile)."""
+        ingestor = self.ingestor(owner, kb)
+        result = ingestor.ingest_file(path, on_progress=on_progress)
+        with contextlib.suppress(Exception):  # indexing is an optimisation, never an error
+            ingestor.kb.optimize(wait=False)
+        return result
 
     def describe_mode(self) -> dict[str, Any]:
         s = self.settings
