@@ -54,9 +54,13 @@ def gather_status(settings: Settings, backend: IndexBackend) -> dict[str, Any]:
             "text_bridge": not meta.get("joint_dim"),
         })
     index = settings.qdrant_url or f"embedded Qdrant Edge in {settings.qdrant_dir / 'edge'}"
+    held = getattr(backend, "holder", None)  # a RemoteBackend: another process holds the index
+    if held is not None:
+        index += f", used through the process that holds it (pid {held.pid}: {held.command})"
     return {
         "home": str(settings.home),
         "index": index,
+        "held_by": {"pid": held.pid, "command": held.command} if held is not None else None,
         "knowledge_bases": kbs,
         "models": {
             "text_model": settings.text_model,

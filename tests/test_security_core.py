@@ -18,10 +18,11 @@ from vistarag.agent.blobs import BlobStore, PageRender, sha256_file
 from vistarag.agent.docid import doc_id_for, legacy_doc_id, secret_key
 from vistarag.agent.engine import Engine
 from vistarag.agent.index import KnowledgeBase, field_filter
+from vistarag.agent.index.edge import EdgeBackend
 from vistarag.agent.ingest.discover import select
 from vistarag.agent.ingest.pipeline import Ingestor
 from vistarag.agent.maintenance import collect_garbage_blobs
-from vistarag.agent.qdrant import close_all, get_backend
+from vistarag.agent.qdrant import close_all
 from vistarag.agent.search import SearchRequest
 from vistarag.agent.settings import Settings
 
@@ -322,7 +323,8 @@ def test_search_on_a_locked_index_exits_2_before_loading_a_model(
     doc = tmp_path / "a.txt"
     doc.write_text("The blue whale is the largest animal.")
     Engine(settings).ingestor("real").ingest_file(doc)
-    get_backend(settings)  # this process holds the embedded index
+    close_all()
+    silent = EdgeBackend(settings.qdrant_dir / "edge")  # holds the index, serves nobody
     code = ("import sys, runpy; sys.argv = ['vistarag', 'search', 'whale', '--kb', 'real']\n"
             "try:\n    runpy.run_module('vistarag.ui.cli', run_name='__main__')\n"
             "finally:\n    print('LOADED' if 'onnxruntime' in sys.modules else 'NOT-LOADED',"
@@ -334,6 +336,7 @@ def test_search_on_a_locked_index_exits_2_before_loading_a_model(
         assert proc.returncode == 2, (proc.returncode, proc.stderr)
         assert "open in another process" in proc.stderr
         assert "NOT-LOADED" in proc.stderr, "a model started loading before the refusal"
+    silent.close()
 
 
 def test_data_dir_is_private(settings: Settings, tmp_path: Path) -> None:

@@ -58,8 +58,13 @@ class IndexBackend(Protocol):
         self, name: str, ids: Sequence[str], with_vectors: bool = False
     ) -> list[StoredPoint]: ...
     def query(self, name: str, request: FusedQuery) -> list[StoredPoint]: ...
-    def optimize(self, name: str) -> bool:
-        """Build vector indexes now (HNSW); False when there was nothing to do."""
+    def optimize(self, name: str, wait: bool = True) -> bool:
+        """Build vector indexes (HNSW) without stopping searches and writes; ``wait``: return
+        when the index serves. False when the backend indexes by itself (a server)."""
+        ...
+    def index_state(self, name: str) -> dict[str, Any]:
+        """``points``, ``indexed_points`` (covered by the last build), ``building`` (a state
+        while a build runs, else None)."""
         ...
     def close(self) -> None: ...
 
@@ -76,7 +81,8 @@ def get_backend(settings: Settings) -> IndexBackend:
     """The shared backend for these settings: a server by QDRANT_URL, else Qdrant Edge.
 
     Opening the embedded index moves a data dir built with qdrant-client's local mode to Qdrant
-    Edge first (once; see ``migrate``).
+    Edge first (once; see ``migrate``). The first process to open it holds it and serves it to
+    the user's other processes, which get a ``RemoteBackend`` through it (see ``remote``).
     """
     key = backend_key(settings)
     with _lock:
@@ -87,13 +93,13 @@ def get_backend(settings: Settings) -> IndexBackend:
 
                 backend = ServerBackend(server_client(settings))
             else:
-                from vistarag.agent.index.edge import EdgeBackend
                 from vistarag.agent.index.migrate import migrate_if_needed
+                from vistarag.agent.index.remote import open_embedded
 
                 settings.ensure_home()
                 private_dir(settings.qdrant_dir)
                 migrate_if_needed(settings.qdrant_dir)
-                backend = EdgeBackend(settings.qdrant_dir / "edge")
+                backend = open_embedded(settings.qdrant_dir / "edge")
             _backends[key] = backend
         return backend
 
@@ -101,8 +107,12 @@ def get_backend(settings: Settings) -> IndexBackend:
 def close_all() -> None:
     """Close every backend (tests and process exit); later calls reopen."""
     with _lock:
-        for backend in _backends.values():
-            backend.close()
+        if _backends:
+            from vistarag.agent.index.remote import stop_serving
+
+            for backend in _backends.values():
+                stop_serving(backend)  # other processes' calls end before the index closes
+                backend.close()
         _backends.clear()
 
 
