@@ -33,6 +33,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -142,12 +143,16 @@ def export(
 
 def _quantize(source: str, target: str) -> None:
     """Dynamic int8 quantisation of the MatMul weights, one scale per output channel, except
-    the feed-forward down-projections (weights wider in than out), which stay fp32.
+    the first layer's feed-forward down-projection (the first MatMul whose weight is wider in
+    than out), which stays fp32.
 
     Measured on MiniLM against fp32: one scale per tensor gave cosine 0.95; per channel 0.994,
     one rank-1 flip in 22 turns of the shared-data suite and dense R@10 0.969 -> 0.948 on the
-    paraphrase material of ``evals/rerank_eval``; per channel with the down-projections in fp32
-    0.997, the suite and R@10 unchanged, for a third less of the speed-up.
+    paraphrase material of ``evals/rerank_eval``; per channel with every down-projection in
+    fp32 0.997, the suite and R@10 unchanged, but those six fp32 MatMuls took 40% of a run.
+    Nearly all of the loss is the first layer's (its activations have the widest outliers):
+    with only that one in fp32, cosine 0.9945 mean on the filings' 2,131 texts and 26% less
+    CPU a text than with all six (``evals/bench_messy``; retrieval in ``OnnxTextEncoder``).
 
     Weights use 7 bits (``reduce_range``): ONNX Runtime's u8 x s8 kernel on a CPU without
     VNNI (AVX2 only) sums pairs of products in 16 bits and saturates with 8-bit weights, so
@@ -166,7 +171,7 @@ def _quantize(source: str, target: str) -> None:
             and len(shape := shapes.get(node.input[1], ())) == 2 and shape[0] > shape[1]]
     quantize_dynamic(
         source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-        op_types_to_quantize=["MatMul"], nodes_to_exclude=down,
+        op_types_to_quantize=["MatMul"], nodes_to_exclude=down[:1],
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
 
@@ -233,6 +238,7 @@ def _quiet_logging() -> Iterator[None]:
 
 
 MAX_RUNS = 4  # concurrent runs at most: more only adds memory and contention
+CACHE_VECTORS = 8192  # vectors kept by token ids (12 MiB at 384 dimensions)
 
 
 def cores() -> int:
@@ -291,6 +297,12 @@ class OnnxTextEncoder:
         )
         self._lock = threading.Lock()  # the tokenizer's settings change per call
         self._pool: ThreadPoolExecutor | None = None
+        # Vectors by their (truncated) token ids, most recently used last: a text read again
+        # (a certification paragraph in every 10-K, a table header, the same chunk re-ingested
+        # under another name) is not run again. The same ids give the same vector however the
+        # text was batched, so a cached vector is the one a run would give.
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self.runs = 0  # texts run through the model (cache misses), for tests and benchmarks
 
     def _encode(
         self, texts: Sequence[str], batch_size: int, max_tokens: int | None = None
@@ -306,7 +318,17 @@ class OnnxTextEncoder:
         with self._lock:
             self._tokenizer.enable_truncation(limit)
             encs = self._tokenizer.encode_batch([str(t).strip() for t in texts])
-        order = sorted(range(len(encs)), key=lambda i: -len(encs[i].ids))
+        keys = [hashlib.blake2b(np.asarray(e.ids, dtype=np.int64).tobytes(), digest_size=16)
+                .digest() for e in encs]
+        first: dict[bytes, int] = {}  # each distinct token sequence runs once
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        with self._lock:
+            known = {key: self._cache[key] for key in first if key in self._cache}
+            for key in known:
+                self._cache.move_to_end(key)
+        todo = [i for key, i in first.items() if key not in known]
+        order = sorted(todo, key=lambda i: -len(encs[i].ids))
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         if self._runs > 1 and len(batches) > 1:
             for rows, vecs in zip(batches, self._executor().map(
@@ -315,6 +337,17 @@ class OnnxTextEncoder:
         else:
             for rows in batches:
                 out[rows] = self._run(encs, rows)
+        with self._lock:
+            for i in todo:
+                self._cache[keys[i]] = out[i].copy()
+            while len(self._cache) > CACHE_VECTORS:
+                self._cache.popitem(last=False)
+            self.runs += len(todo)
+        for i, key in enumerate(keys):
+            if key in known:
+                out[i] = known[key]
+            elif first[key] != i:
+                out[i] = out[first[key]]
         return out
 
     def _executor(self) -> ThreadPoolExecutor:
