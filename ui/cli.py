@@ -405,9 +405,11 @@ def _scoped_docs(engine: Engine, doc: list[str], where: list[str]) -> list[str] 
 def _search_batch(
     engine: Engine, batch: Path, k: int, modality: list[str] | None, as_json: bool
 ) -> None:
-    """One query per JSONL line; a bad line is reported and the batch goes on."""
+    """One query per JSONL line; a bad line is reported and the batch goes on. Ends with the
+    count and the time a query took (on stderr)."""
     if not batch.is_file():
         raise VistaRAGError(f"{batch}: batch file not found")
+    started, done = time.perf_counter(), 0
     for line_no, line in enumerate(batch.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -423,11 +425,15 @@ def _search_batch(
             if as_json:
                 print(json.dumps({"id": qid, "error": error}, ensure_ascii=False), flush=True)
             continue
+        done += 1
         if as_json:
             record = {"id": qid, "hits": [h.to_public() for h in hits]}
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
             _print_hits(hits, str(qid))
+    if done:
+        seconds = time.perf_counter() - started
+        err.print(f"{done} queries in {seconds:.1f} s ({1000 * seconds / done:.0f} ms a query)")
 
 
 @app.command(cls=Command)
