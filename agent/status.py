@@ -10,7 +10,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vistarag.agent.index import IndexBackend, KnowledgeBase, list_knowledge_bases
+from vistarag.agent.index import (
+    HNSW_MIN_POINTS,
+    IndexBackend,
+    KnowledgeBase,
+    list_knowledge_bases,
+)
 from vistarag.agent.settings import Settings
 
 OFF = {"", "none", "off"}
@@ -38,6 +43,21 @@ def joint_model_status(spec: str) -> tuple[bool, str]:
     return False, "not on disk: downloaded on first use if the hub is reachable, else text-bridge"
 
 
+def search_mode(state: dict[str, Any]) -> str:
+    """How a knowledge base is searched now: exactly, through HNSW, or exactly while a build
+    runs (``index_state`` of the index backend)."""
+    points, indexed = int(state.get("points") or 0), int(state.get("indexed_points") or 0)
+    if state.get("building"):
+        return (f"exact while the HNSW index is built in the background ({state['building']}, "
+                f"{state.get('build_seconds', 0):.0f} s so far)")
+    if indexed:
+        newer = max(0, points - indexed)
+        return f"HNSW over {indexed:,} points" + (f", {newer:,} newer scanned" if newer else "")
+    if points >= HNSW_MIN_POINTS:
+        return "exact (not indexed yet: the next ingest builds the HNSW index)"
+    return f"exact (under {HNSW_MIN_POINTS:,} points)"
+
+
 def gather_status(settings: Settings, backend: IndexBackend) -> dict[str, Any]:
     """Data dir, index location, knowledge bases with point counts, and the models configured."""
     available, why = joint_model_status(settings.joint_model)
@@ -52,6 +72,8 @@ def gather_status(settings: Settings, backend: IndexBackend) -> dict[str, Any]:
             "text_model": meta.get("text_model"),
             "joint_model": joint,
             "text_bridge": not meta.get("joint_dim"),
+            "search": "as the Qdrant server indexes it" if settings.qdrant_url
+            else search_mode(kb.index_state()),
         })
     index = settings.qdrant_url or f"embedded Qdrant Edge in {settings.qdrant_dir / 'edge'}"
     held = getattr(backend, "holder", None)  # a RemoteBackend: another process holds the index

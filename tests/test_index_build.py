@@ -23,6 +23,7 @@ from vistarag.agent.index import edge as edge_mod
 from vistarag.agent.index.edge import EdgeBackend
 from vistarag.agent.index.records import field_filter
 from vistarag.agent.settings import Settings
+from vistarag.agent.status import search_mode
 
 N = 3_000
 
@@ -72,6 +73,7 @@ def test_build_runs_beside_serving_shard_and_catches_up(tmp_path: Path, built_la
     assert time.perf_counter() - started < 2  # returns at once; the child builds
     build = backend._builds[name]
     assert build.running and backend.index_state(name)["building"]
+    assert search_mode(backend.index_state(name)).startswith("exact while the HNSW index is built")
 
     # the serving process answers and takes writes while the build runs
     served = [ids(kb.search(query(s), 10, SearchFilters(owner="alice"))) for s in range(20)]
@@ -89,6 +91,7 @@ def test_build_runs_beside_serving_shard_and_catches_up(tmp_path: Path, built_la
     state = backend.index_state(name)
     expected = N + 200 - sum(1 for p in [*points, *extra] if p.payload["doc_id"] == "d3")
     assert kb.count() == state["points"] == state["indexed_points"] == expected
+    assert search_mode(state) == f"HNSW over {expected:,} points"  # what `vistarag status` says
     assert kb.count(field_filter(doc_id="d3")) == 0
     assert backend.retrieve(name, [changed.id])[0].payload["page"] == 99
     assert backend.retrieve(name, [extra[0].id])

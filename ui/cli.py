@@ -561,7 +561,8 @@ def status(as_json: JsonOpt = False) -> None:
         out.print("  none yet: `vistarag ingest PATH` creates 'default'")
     for kb in kbs:
         mode = "text-bridge" if kb["text_bridge"] else f"joint: {kb['joint_model']}"
-        out.print(f"  {escape(kb['name'])}: {plural(kb['points'], 'point')} ({escape(mode)})")
+        out.print(f"  {escape(kb['name'])}: {plural(kb['points'], 'point')} ({escape(mode)}); "
+                  f"search {escape(kb['search'])}")
     m = info["models"]
     out.print("[bold]models[/bold]")
     out.print(f"  text        {escape(m['text_model'])} on {m['text_backend']}")
