@@ -1,5 +1,5 @@
 """The int8 text encoder's vector cache and quantisation recipe: a text read again is not run
-again and gets the very vector a run gives; only the first layer's down-projection stays fp32."""
+again and gets the very vector a run gives; the feed-forward down-projections stay fp32."""
 
 from __future__ import annotations
 
@@ -64,9 +64,9 @@ def test_the_cache_keys_on_what_the_model_reads(int8_export: Path) -> None:
         onnx_text.CACHE_VECTORS = encoder_cap
 
 
-def test_only_the_first_layers_down_projection_stays_fp32(int8_export: Path) -> None:
-    """The fp32 down-projections took 40% of a run; only layer 0's costs accuracy when
-    quantised (cosine to the model 0.9945 mean on the filings with it in fp32)."""
+def test_the_down_projections_stay_fp32(int8_export: Path) -> None:
+    """Quantising the feed-forward down-projections moved rankings on the dev material (see
+    ``onnx_text._quantize``): each of the six layers keeps its own in fp32."""
     import onnx
 
     (path,) = int8_export.glob("*-int8.onnx")
@@ -74,6 +74,7 @@ def test_only_the_first_layers_down_projection_stays_fp32(int8_export: Path) -> 
     shapes = {t.name: tuple(t.dims) for t in graph.initializer}
     fp32_down = [n.name for n in graph.node if n.op_type == "MatMul"
                  and len(shape := shapes.get(n.input[1], ())) == 2 and shape[0] > shape[1]]
-    assert len(fp32_down) == 1 and "layer.0/" in fp32_down[0], fp32_down
+    assert len(fp32_down) == 6, fp32_down
+    assert all(f"layer.{i}/" in name for i, name in enumerate(fp32_down)), fp32_down
     quantized = [n for n in graph.node if n.op_type == "MatMulInteger"]
-    assert len(quantized) == 6 * 6 - 1
+    assert len(quantized) == 6 * 6 - 6
