@@ -8,7 +8,9 @@ the text-direction classifier (screenshots are upright). Results are cached by t
 content hash: the chat reads a screenshot once to show it, and the search reuses that reading.
 
 The text is then tidied for a question: icon glyphs and low-confidence fragments dropped, long
-items kept as lines, short ones (menu items, buttons, tabs) gathered as UI labels.
+items kept as lines, short ones (menu items, buttons, tabs) gathered as UI labels. In a
+screenshot whose text is Latin script, icons read as CJK characters or symbols ("口", "×",
+"④") are dropped from what is kept.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import logging
 import re
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,7 +50,11 @@ NOISE_SCORE = 0.75
 """A short item recognised with less confidence than this is an icon read as text."""
 LINE_WORDS = 3
 LINE_CHARS = 24
+LATIN_SHARE = 0.8
+"""A screenshot whose letters are this much Latin script drops other scripts' glyphs."""
+LABELS_PREFIX = "UI labels: "
 _WORD = re.compile(r"[^\W_]{2,}")
+_NUMBER = re.compile(r"^[\d\s.,]+$")
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ class QueryImageText:
         """Lines, one per row, then ``UI labels: File, Home, ...``, then chart readings."""
         parts = list(self.lines)
         if self.labels:
-            parts.append("UI labels: " + ", ".join(self.labels))
+            parts.append(LABELS_PREFIX + ", ".join(self.labels))
         if self.readings:
             parts.append(self.readings)
         return "\n".join(parts)
@@ -157,18 +164,74 @@ def is_sentence(text: str) -> bool:
     return len(_WORD.findall(text)) >= LINE_WORDS or len(text) >= LINE_CHARS
 
 
+def mostly_latin(texts: list[str]) -> bool:
+    """Whether the letters of ``texts`` are (``LATIN_SHARE``) Latin script."""
+    letters = [ch for text in texts for ch in text if ch.isalpha()]
+    latin = sum(1 for ch in letters if unicodedata.name(ch, "").startswith("LATIN"))
+    return not letters or latin >= LATIN_SHARE * len(letters)
+
+
+def _kept_glyph(ch: str) -> bool:
+    """Latin letters, digits, spaces and ASCII-range punctuation; not CJK, symbols or icons."""
+    if ch.isascii():
+        return True
+    kind = unicodedata.category(ch)
+    if kind[0] == "L":
+        return unicodedata.name(ch, "").startswith("LATIN")
+    return kind in ("Mn", "Nd", "Pd", "Pi", "Pf", "Sc", "Zs") or ch in "\u2026\u00b0"
+
+
+def strip_glyphs(text: str) -> str:
+    """Latin-script OCR text without the icons read as other glyphs: ``"Search 冈 AutoSave Off
+    8 ④ 口 ×"`` -> ``"Search AutoSave Off 8"`` (tokens left empty go, spaces collapse)."""
+    return " ".join(kept for token in text.split()
+                    if (kept := "".join(ch for ch in token if _kept_glyph(ch))))
+
+
+def as_label(text: str) -> str:
+    """A UI label as shown, or "" for none: stray single letters at its ends (an icon read as
+    "X" before "Cut", a chevron read as "v" after "Share") and bare numbers (a sheet's row
+    numbers, a badge count) dropped."""
+    tokens = " ".join(text.split()).split(" ")
+    while len(tokens) > 1 and _stray(tokens[0]):
+        tokens.pop(0)
+    while len(tokens) > 1 and _stray(tokens[-1]):
+        tokens.pop()
+    label = " ".join(tokens)
+    return "" if _NUMBER.match(label) or not _WORD.search(label) else label
+
+
+def _stray(token: str) -> bool:
+    letters = [ch for ch in token if ch.isalnum()]
+    return len(letters) <= 1 and not token.isdigit()
+
+
 def tidy(found: list[OcrLine]) -> tuple[list[str], list[str]]:
     """Lines (long items of each visual row, joined) and UI labels (short items, once each)."""
+    if mostly_latin([ln.text for ln in found]):
+        found = [replace(ln, text=strip_glyphs(ln.text)) for ln in found]
     lines: list[str] = []
     labels: dict[str, None] = {}
-    for row in rows_of([ln for ln in found if not is_noise(ln)]):
+    for row in rows_of([ln for ln in found if ln.text and not is_noise(ln)]):
         long = [ln.text for ln in row if is_sentence(ln.text)]
         if long:
             lines.append("  ".join(" ".join(t.split()) for t in long))
         for ln in row:
-            if not is_sentence(ln.text):
-                labels.setdefault(" ".join(ln.text.split()), None)
+            if not is_sentence(ln.text) and (label := as_label(ln.text)):
+                labels.setdefault(label, None)
     return lines, list(labels)
+
+
+def parse_text(text: str) -> tuple[list[str], list[str]]:
+    """Lines and UI labels back from ``QueryImageText.text`` (chart readings are lines)."""
+    lines: list[str] = []
+    labels: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(LABELS_PREFIX):
+            labels += [lb.strip() for lb in line.removeprefix(LABELS_PREFIX).split(", ")]
+        elif line.strip():
+            lines.append(line.strip())
+    return lines, [lb for lb in labels if lb]
 
 
 _READER: QueryOcr | None = None

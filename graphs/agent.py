@@ -107,7 +107,8 @@ def agent(
     settings = services.engine.settings
     tools = {t.name: t for t in make_tools(services.engine, kb=ctx.kb, owner=ctx.owner,
                                            k=ctx.top_k or 5)}
-    model = services.synthesizer.choice.model.bind_tools(list(tools.values()))
+    synth = services.synthesizer_for(ctx.model)
+    model = synth.choice.model.bind_tools(list(tools.values()))
     messages = _messages(state)
     sources, trajectory = SourceList(), []
     notices = list(state.get("notices") or [])
@@ -134,13 +135,13 @@ def agent(
             notices.append(f"the agent stopped after {settings.agent_max_steps} model calls; "
                            "this answer quotes what its searches found")
     except Exception as exc:  # the model failed: answer from what the searches found
-        notices.append(f"{services.synthesizer.name} failed on the agent path ({exc}); "
+        notices.append(f"{synth.name} failed on the agent path ({exc}); "
                        "this answer is extractive")
     if not answer:
         return _extractive(state, config, services, sources, trajectory, notices)
     answer, cited = renumber(answer, sources.hits, state.get("query_text") or "")
     citations = [c.model_dump(mode="json") for c in cited]
-    return {**answer_update(answer, citations, services.synthesizer.name, notices),
+    return {**answer_update(answer, citations, synth.name, notices),
             "sources": dump(sources.hits), "trajectory": trajectory,
             "_summary": f"{len(trajectory)} tool calls, {len(sources.hits)} sources"}
 

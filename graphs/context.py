@@ -1,7 +1,9 @@
 """Per-call options of a turn (LangGraph runtime context) with real defaults from Settings.
 
 Pass ``context=VistaContext(kb="docs", owner="alice", top_k=5)`` to ``graph.invoke`` /
-``run_turn``; fields left ``None`` take the graph's settings (``resolve``).
+``run_turn``; fields left ``None`` take the graph's settings (``resolve``). ``model`` picks which
+configured chat model answers (``"anthropic"``, ``"openai"``, ``"extractive"``: the keys of
+``agent.llm.configured_models``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ Mode = Literal["auto", "direct", "agent"]
 
 @dataclass(frozen=True)
 class VistaContext:
-    """Knowledge base, owner, result sizes, modality filter and path for one call.
+    """Knowledge base, owner, result sizes, modality filter, path and answer model for one
+    call.
 
     ``mode``: ``auto`` routes questions that need several lookups (comparisons, "and also",
     several documents) and video questions to the tool-calling agent when a chat model is
@@ -29,6 +32,7 @@ class VistaContext:
     top_n: int | None = None
     modality: list[str] | None = None
     mode: Mode | None = None
+    model: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VistaContext:

@@ -118,7 +118,8 @@ def detect_modality(
         (resolved, None) if resolved else follow_up(text, prior, state.get("citations") or [])
     )
     modality = modality_of(text, refs, files)
-    path, notice = choose_path(text, modality, ctx.mode or "auto", services.has_tool_model)
+    tool_model = services.synthesizer_for(ctx.model).choice.model is not None
+    path, notice = choose_path(text, modality, ctx.mode or "auto", tool_model)
     if notice:
         notices.append(notice)
     update: dict[str, Any] = {
@@ -223,7 +224,8 @@ def synthesize(
         user_image_text=list(state.get("query_image_text") or []),
         history=history(list(state.get("messages") or [])),
     )
-    result = services.synthesizer.synthesize(request, config)
+    synthesizer = services.synthesizer_for(context_of(runtime, services).model)
+    result = synthesizer.synthesize(request, config)
     notices = list(state.get("notices") or [])
     if result.notice:
         notices.append(result.notice)

@@ -87,7 +87,8 @@ def test_user_image_text_alone_is_used():
     result = ExtractiveSynthesizer().synthesize(request)
 
     assert result.answer.startswith("Extractive answer")
-    assert '"Error code QX-4471: certificate expired" (from your image)' in result.answer
+    assert 'Your image holds this text:\n- "Network Settings"\n- "Error code QX-4471: ' \
+        'certificate expired"' in result.answer
     assert result.answer != NOT_FOUND
     assert result.citations == []
 
@@ -182,7 +183,7 @@ def test_image_only_turn_reads_out_the_first_lines_of_the_image() -> None:
     )
     for line in lines:
         assert line in answer
-    assert answer.count("(from your image)") == 3
+    assert answer.count('\n- "') == 3  # each line of the image, quoted
 
 
 def test_the_row_a_question_names_is_quoted_from_its_statement_page() -> None:

@@ -451,16 +451,28 @@ def ask(
         str | None,
         typer.Option("--thread", metavar="ID", help="Conversation id; reuse it for follow-ups."),
     ] = None,
+    add: Annotated[
+        bool,
+        typer.Option("--add", help="Also add the --image files to the knowledge base (after "
+                     "the answer, which therefore never cites them)."),
+    ] = False,
     kb: KbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask a question (with screenshots or documents); the answer cites its sources."""
+    """Ask a question (with screenshots or documents); the answer cites its sources.
+
+    An --image is the question's image: it is read and searched with, and is not added to the
+    knowledge base unless --add is given. An --attach document is added first, then searched.
+    """
     from vistarag.agent.settings import Settings
     from vistarag.graphs import VistaContext, build_graph, default_checkpointer
     from vistarag.graphs.runner import TurnEvent, run_turn
 
     if not question and not image:
         _fail(VistaRAGError("give a question, --image PATH, or both"))
+    if add and not image:
+        _fail(VistaRAGError("--add adds the --image files to the knowledge base: give --image "
+                            "PATH (a document given with --attach is added anyway)"))
     settings = Settings()
     engine = _engine(kb)
     if not attach and not image:  # a screenshot alone is something to answer about
@@ -481,7 +493,7 @@ def ask(
             err.print(f"[dim]ingested {escape(event.data.get('path', ''))}: {event.status}[/dim]")
 
     try:
-        graph = build_graph(settings, checkpointer=default_checkpointer(settings))
+        graph = build_graph(settings, checkpointer=default_checkpointer(settings), engine=engine)
         result = run_turn(
             graph, question, images=image or [], attachments=attach or [], thread_id=thread,
             context=VistaContext(kb=kb), on_event=show,
@@ -489,12 +501,15 @@ def ask(
     except VistaRAGError as exc:
         _fail(exc)
     thread_id = result.thread_id
+    added = _add_images(engine, image or []) if add else []
     _show_notices(engine)
     if as_json:
         payload = result.to_json()
         payload["hits"] = payload["sources"]
         payload["thread"] = thread_id
+        payload["added"] = [_added_json(r) for r in added]
         print(json.dumps(payload, ensure_ascii=False, default=str))
+        _exit_if_failed(added)
         return
     if streamed:
         out.print()
@@ -509,7 +524,27 @@ def ask(
             snippet = " ".join(c.snippet.split())[:120]
             table.add_row(str(c.n), c.modality, c.locator(), snippet)
         out.print(table)
+    for r in added:
+        line = f"{Path(r.path).name}: {r.status}" + (f" ({r.message})" if r.message else "")
+        err.print(f"added to knowledge base {engine.settings.kb!r}: {escape(line)}")
     err.print(f"[dim]follow up with --thread {thread_id}[/dim]")
+    _exit_if_failed(added)
+
+
+def _add_images(engine: Engine, images: list[Path]) -> list[FileResult]:
+    """``ask --add``: the turn's images into the knowledge base, once the answer is given."""
+    ingestor = engine.ingestor()
+    return [ingestor.ingest_file(path) for path in images]
+
+
+def _added_json(result: FileResult) -> dict[str, Any]:
+    return {"path": result.path, "status": result.status, "doc_id": result.doc_id,
+            "points": result.points, "message": result.message}
+
+
+def _exit_if_failed(results: list[FileResult]) -> None:
+    if any(r.status == "error" for r in results):
+        raise typer.Exit(1)
 
 
 @app.command(cls=Command)

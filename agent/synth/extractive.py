@@ -1,6 +1,9 @@
 """The offline synthesizer: quotes the sentences that best match the question, with citations.
 
-It never paraphrases or follows anything written in the documents; it only quotes them.
+It never paraphrases or follows anything written in the documents; it only quotes them. A
+question that comes with an image (a pasted screenshot) is answered in two parts: the text the
+image holds (its lines and UI labels, as the query reader tidied them), then what in the
+knowledge base matches that text, quoted with citations.
 """
 
 from __future__ import annotations
@@ -11,10 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vistarag.agent import docmeta
-from vistarag.agent.citations import renumber
+from vistarag.agent.citations import is_image_region, renumber, source_key
 from vistarag.agent.imaging import title_words
 from vistarag.agent.ingest.tables import COLUMNS_PREFIX
 from vistarag.agent.metric_terms import line_items
+from vistarag.agent.query_ocr import (
+    as_label,
+    is_sentence,
+    mostly_latin,
+    parse_text,
+    strip_glyphs,
+)
 from vistarag.agent.rerank import is_relevant
 from vistarag.agent.synth.base import (
     SynthesisRequest,
@@ -201,6 +211,15 @@ def _asked_years(sentence: str, years: set[int]) -> str:
     return f"{head}: {'; '.join(kept)}" if kept else sentence
 
 
+def _distinct(hits: list[Hit]) -> list[int]:
+    """The numbers of the hits that are a source of their own (the first of each
+    ``source_key``): three passages of one screenshot are named once."""
+    first: dict[object, int] = {}
+    for n, hit in enumerate(hits, start=1):
+        first.setdefault(source_key(hit), n)
+    return list(first.values())
+
+
 def _where(hit: Hit) -> str:
     """``report.pdf p.3`` / ``talk.mp4 @ 00:03-00:06``: no box, whose ``[72,80,540,200]`` would
     read as a citation marker."""
@@ -343,6 +362,8 @@ class ExtractiveSynthesizer:
 
     def answer_text(self, request: SynthesisRequest) -> str:
         """The extractive answer for ``request`` (the not-found message when there is nothing)."""
+        if request.user_images or request.user_image_text:
+            return self.image_answer(request)
         hits = request.hits
         if (
             hits
@@ -350,7 +371,7 @@ class ExtractiveSynthesizer:
             and any("rerank" in h.extra for h in hits)  # reranked: relevance can be judged
             and not is_relevant(hits, request.matched_text)
         ):
-            refs = ", ".join(f"[{n}] {_where(h)}" for n, h in enumerate(hits[:3], start=1))
+            refs = ", ".join(f"[{n}] {_where(hits[n - 1])}" for n in _distinct(hits)[:3])
             return NOT_IN_DOCUMENTS.format(refs=refs)
         chosen = self._choose(self._candidates(request), _asked_terms(request))
         if not chosen:
@@ -380,6 +401,45 @@ class ExtractiveSynthesizer:
             lines.append(f"- {quote} {where}")
         return "\n".join(lines)
 
+    def image_answer(self, request: SynthesisRequest) -> str:
+        """What the question's images hold (their text: lines, then UI labels), then what in
+        the knowledge base matches it, quoted with ``[n]`` citations."""
+        readings = [parse_text(t) for t in request.user_image_text]
+        readings += [([], [])] * (len(request.user_images) - len(readings))
+        q_terms = terms(request.matched_text) - IMAGE_WORDS
+        head = [f"Extractive answer ({self.reason})."]
+        for i, (lines, labels) in enumerate(readings, start=1):
+            head += _image_holds(lines, labels, q_terms, i if len(readings) > 1 else 0)
+        strong = q_terms | {t for lines, _ in readings for t in terms(" ".join(lines))}
+        weak = {t for _, labels in readings for t in terms(" ".join(labels))} - strong
+        return "\n".join([*head, "", *self._kb_matches(request.hits, strong, weak, q_terms)])
+
+    def _kb_matches(
+        self, hits: list[Hit], strong: set[str], weak: set[str], asked: set[str]
+    ) -> list[str]:
+        """Quotes from ``hits`` that share the image's words (a term of its lines or of the
+        question, or ``MIN_LABEL_TERMS`` of its UI labels), best first, then the screenshots
+        that show the same UI labels, with citations."""
+        if not hits:
+            return ["Nothing in your knowledge base matches it."]
+        sentences, labels = _image_matches(hits, strong, weak, asked)
+        chosen = _pick(sentences) + labels[:MAX_LABEL_FILES]
+        if not chosen:
+            refs = ", ".join(f"[{n}] {_where(hits[n - 1])}" for n in _distinct(hits)[:3])
+            return [f"Nothing in your knowledge base shares its words; the closest results "
+                    f"were {refs}."]
+        lines = ["What in your knowledge base matches it:"]
+        for match in chosen:
+            hit = hits[match.n - 1]
+            if match.labels:
+                name = Path(hit.source.replace("\\", "/")).name
+                labels = _BRACKETED_NUMBER.sub(r"(\1)", match.text)
+                lines.append(f"- {name} has the same UI labels: {labels} [{match.n}]")
+                continue
+            when = f"at {time_range(hit.t_start, hit.t_end)}: " if hit.t_start is not None else ""
+            lines.append(f"- {when}{_quote(match.text)} [{match.n}]")
+        return lines
+
     def synthesize(
         self, request: SynthesisRequest, on_token: TokenCallback | None = None
     ) -> SynthesisResult:
@@ -392,6 +452,150 @@ class ExtractiveSynthesizer:
         return SynthesisResult(
             answer=answer, citations=citations, synthesizer=self.name, notice=self.notice
         )
+
+
+IMAGE_WORDS = frozenset(terms("screenshot screen image picture photo shot"))
+"""Question words about the image itself, not what it shows."""
+MAX_IMAGE_LINES = 8
+MAX_IMAGE_LABELS = 24
+MIN_LABEL_TERMS = 2
+MAX_SHARED_LABELS = 12
+MAX_LABEL_FILES = 2
+LABEL_WEIGHT = 0.5
+ASKED_WEIGHT = 2.0
+"""A word of the question counts this much: what is asked about comes first."""
+"""A UI label's word ("Home", "Insert") counts this much: many screens share them."""
+
+
+def _image_holds(lines: list[str], labels: list[str], q_terms: set[str], n: int) -> list[str]:
+    """An image's text as a list: its lines (those the question names first, when there are
+    more than ``MAX_IMAGE_LINES``), then its UI labels on one line."""
+    name = f"Image {n}" if n else "Your image"
+    lines = [ln for ln in lines if not _INJECTION.search(ln)]
+    if not lines and not labels:
+        return [f"{name} holds no text I can read."]
+    named = [i for i, ln in enumerate(lines) if terms(ln) & q_terms]
+    rest = [i for i in range(len(lines)) if i not in named]
+    shown = sorted((named + rest)[:MAX_IMAGE_LINES])
+    out = [f"{name} holds this text:"]
+    out += [f"- {_quote(lines[i])}" for i in shown]
+    if len(lines) > len(shown):
+        out.append(f"- ... and {len(lines) - len(shown)} more lines")
+    if labels:
+        more = len(labels) - MAX_IMAGE_LABELS
+        text = ", ".join(_BRACKETED_NUMBER.sub(r"(\1)", lb) for lb in labels[:MAX_IMAGE_LABELS])
+        out.append(f"- UI labels: {text}" + (f" and {more} more" if more > 0 else ""))
+    return out
+
+
+def _ocr_lines(hit: Hit) -> list[str]:
+    """The lines of an image's OCR text (an image hit, or a text region of an image file),
+    without icons read as glyphs."""
+    text = _without_title(hit)
+    latin = mostly_latin([text])
+    lines = (strip_glyphs(ln) if latin else " ".join(ln.split()) for ln in text.split("\n"))
+    return [ln for ln in lines if _WORD.search(ln) and not _INJECTION.search(ln)]
+
+
+@dataclass(frozen=True)
+class _Match:
+    """A quote from a hit (or, for a screenshot in the knowledge base, the UI labels it shares
+    with the question's image) and how well it matches."""
+
+    text: str
+    n: int
+    order: int
+    terms: frozenset[str]
+    labels: bool = False
+
+
+def _image_units(hits: list[Hit]) -> list[_Match]:
+    """What can match a question's image: sentences of text hits, lines of OCR text, and each
+    image file's short OCR items (its UI labels), gathered once per file."""
+    units: list[_Match] = []
+    labels: dict[str, tuple[int, list[str]]] = {}
+    for n, hit in enumerate(hits, start=1):
+        if not (hit.is_image or is_image_region(hit)):
+            units += [_Match(s, n, i, frozenset(terms(s)))
+                      for i, s in enumerate(sentences(_without_title(hit)))
+                      if not _INJECTION.search(s)]
+            continue
+        for i, line in enumerate(_ocr_lines(hit)):
+            if is_sentence(line):
+                units.append(_Match(line, n, i, frozenset(terms(line))))
+            elif label := as_label(line):
+                labels.setdefault(hit.source, (n, []))[1].append(label)
+    for n, items in labels.values():
+        for label in dict.fromkeys(items):
+            units.append(_Match(label, n, -1, frozenset(terms(label)), labels=True))
+    return units
+
+
+def _matches(found: set[str], strong: set[str]) -> bool:
+    """Shared terms that make a match: a word (not a bare number: page numbers, dates and
+    counts are everywhere) of the image's lines or the question, or ``MIN_LABEL_TERMS`` words
+    of its UI labels."""
+    words = {t for t in found if not t.isdigit()}
+    return bool(words & strong) or len(words) >= MIN_LABEL_TERMS
+
+
+def _image_matches(
+    hits: list[Hit], strong: set[str], weak: set[str], asked: set[str]
+) -> tuple[list[tuple[float, _Match]], list[_Match]]:
+    """The matches for an image's text: sentences sharing its words, scored, best first (rare
+    terms count more, the question's ``ASKED_WEIGHT``, label terms ``LABEL_WEIGHT``); and per
+    image file the UI labels it shows too, files sharing more first."""
+    units = _image_units(hits)
+    df: dict[str, int] = {}
+    for unit in units:
+        for term in unit.terms:
+            df[term] = df.get(term, 0) + 1
+
+    def score(found: set[str]) -> float:
+        return sum(math.log(1.0 + len(units) / df[t]) * (
+            ASKED_WEIGHT if t in asked else 1.0 if t in strong else LABEL_WEIGHT) for t in found)
+
+    scored: list[tuple[float, _Match]] = []
+    shared: dict[int, list[_Match]] = {}
+    for unit in units:
+        found = unit.terms & (strong | weak)
+        if unit.labels and unit.terms and unit.terms <= strong | weak:
+            shared.setdefault(unit.n, []).append(unit)  # a label the image shows too
+        elif not unit.labels and _matches(found, strong):
+            scored.append((score(found) + len(found) / (len(unit.terms) + 1), unit))
+    labels = []
+    for n, items in sorted(shared.items(), key=lambda kv: -len(kv[1])):
+        if _matches(set().union(*(u.terms for u in items)), strong):
+            text = ", ".join(u.text for u in items[:MAX_SHARED_LABELS])
+            more = len(items) - MAX_SHARED_LABELS
+            text += f" and {more} more" if more > 0 else ""
+            labels.append(_Match(text, n, -1, frozenset(), labels=True))
+    return sorted(scored, key=lambda sm: (-sm[0], sm[1].n, sm[1].order)), labels
+
+
+def _pick(scored: list[tuple[float, _Match]]) -> list[_Match]:
+    """Up to ``MAX_EXTRACTS`` matches, best first, while they score ``STOP_RATIO`` of the
+    best; at most ``MAX_PER_SOURCE`` per hit, no repeats. The sentence right after the best
+    one comes next when it matches too: what an error means is often followed by the fix."""
+    if not scored:
+        return []
+    top, best = scored[0]
+    after = next((m for _, m in scored if m.n == best.n and m.order == best.order + 1), None)
+    chosen: list[_Match] = []
+    seen = _Seen()
+    for score, match in scored:
+        if len(chosen) >= MAX_EXTRACTS:
+            break
+        if score < STOP_RATIO * top and match is not after:
+            continue
+        if match.text in seen or sum(c.n == match.n for c in chosen) >= MAX_PER_SOURCE:
+            continue
+        chosen.append(match)
+        seen.add(match.text)
+    if after is not None and after in chosen:
+        chosen.remove(after)
+        chosen.insert(1, after)
+    return chosen
 
 
 _ANAPHOR = re.compile(

@@ -1,4 +1,5 @@
-"""The chat's settings panel: knowledge base, result count, modalities, attachments.
+"""The chat's settings panel: knowledge base, result count, modalities, attachments, and the
+model that answers (each configured chat model by name, or the extractive answer).
 
 A user's choice is kept in the Chainlit session and in the thread's metadata (``chat_settings``,
 which Chainlit restores on resume), and every turn runs with it (``VistaContext``). The
@@ -8,6 +9,7 @@ evidence routes check every knowledge base, so citations from any chosen one ope
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from chainlit.input_widget import InputWidget, Select, Slider, Switch
 
 from vistarag.agent.engine import Engine
 from vistarag.agent.index import list_knowledge_bases
+from vistarag.agent.llm import ModelOption
 from vistarag.graphs import VistaContext
 from vistarag.ui.web.routes import Access
 
@@ -40,10 +43,15 @@ class ChatPrefs:
     top_k: int
     modality: str = "all"
     add_attachments: bool = False
+    model: str = ""
+    """The answer model's key (``agent.llm.configured_models``); "" for the graph's default."""
 
     @classmethod
-    def from_values(cls, values: dict[str, Any] | None, defaults: ChatPrefs) -> ChatPrefs:
-        """Settings from the panel's values (or a thread's saved ones); bad values -> defaults."""
+    def from_values(
+        cls, values: dict[str, Any] | None, defaults: ChatPrefs, models: Collection[str] = ()
+    ) -> ChatPrefs:
+        """Settings from the panel's values (or a thread's saved ones); bad values -> defaults.
+        ``models``: the model keys on offer (a model no longer configured -> the default)."""
         values = values or {}
         kb = str(values.get("kb") or defaults.kb).strip() or defaults.kb
         try:
@@ -54,22 +62,28 @@ class ChatPrefs:
         if modality not in MODALITIES:
             modality = defaults.modality
         add = values.get("add_attachments", defaults.add_attachments)
-        return cls(kb=kb, top_k=top_k, modality=modality, add_attachments=bool(add))
+        model = str(values.get("model") or defaults.model)
+        if models and model not in models:
+            model = defaults.model
+        return cls(kb=kb, top_k=top_k, modality=modality, add_attachments=bool(add),
+                   model=model)
 
     def values(self) -> dict[str, Any]:
         return {"kb": self.kb, "top_k": self.top_k, "modality": self.modality,
-                "add_attachments": self.add_attachments}
+                "add_attachments": self.add_attachments, "model": self.model}
 
     def context(self, owner: str) -> VistaContext:
         """The turn's runtime context."""
         return VistaContext(kb=self.kb, owner=owner, top_k=self.top_k,
-                            modality=MODALITIES[self.modality])
+                            modality=MODALITIES[self.modality], model=self.model or None)
 
-    def describe(self) -> str:
-        """``knowledge base 'docs', 5 results, everything``."""
+    def describe(self, models: Sequence[ModelOption] = ()) -> str:
+        """``knowledge base 'docs', 5 results, everything, answered by gpt-4o-mini (OpenAI)``."""
+        names = {m.key: m.name for m in models}
         return (f"knowledge base {self.kb!r}, {self.top_k} results, "
                 f"{MODALITY_LABELS[self.modality].lower()}"
-                + (", attachments added to it" if self.add_attachments else ""))
+                + (", attachments added to it" if self.add_attachments else "")
+                + (f", answered by {names[self.model]}" if self.model in names else ""))
 
 
 def knowledge_bases(engine: Engine, current: str) -> list[str]:
@@ -83,9 +97,12 @@ def knowledge_bases(engine: Engine, current: str) -> list[str]:
     return sorted({*names, current})
 
 
-def widgets(prefs: ChatPrefs, kbs: list[str]) -> list[InputWidget]:
-    """The settings panel, showing ``prefs``."""
-    return [
+def widgets(
+    prefs: ChatPrefs, kbs: list[str], models: Sequence[ModelOption] = ()
+) -> list[InputWidget]:
+    """The settings panel, showing ``prefs``; the answer-model picker when ``models`` are
+    given."""
+    panel: list[InputWidget] = [
         Select(id="kb", label="Knowledge base", values=kbs, initial_value=prefs.kb,
                description="Where answers come from, and where added files go."),
         Slider(id="top_k", label="Sources per answer (k)", initial=prefs.top_k, min=1,
@@ -96,6 +113,13 @@ def widgets(prefs: ChatPrefs, kbs: list[str]) -> list[InputWidget]:
                initial=prefs.add_attachments,
                description="Off: an image sent with a question is only the question's image."),
     ]
+    if models:
+        panel.insert(1, Select(
+            id="model", label="Answer model", items={m.name: m.key for m in models},
+            initial_value=prefs.model or models[0].key,
+            description="Which model writes the answer. Extractive quotes your documents "
+                        "without a language model."))
+    return panel
 
 
 @dataclass
