@@ -114,9 +114,29 @@ class Citation(BaseModel):
     t_end: float | None = None
     blob: str | None = None
     snippet: str = ""
+    region: int | None = None
+    """Which text region of an image file this cites (1 = the first its OCR read), else None."""
+    boxes: list[list[float]] = Field(default_factory=list)
+    """The boxes of every passage merged into this citation (one page's chunks), when several."""
 
     def locator(self) -> str:
         return locator(self.source, self.page, self.bbox, self.t_start, self.t_end)
+
+    def name(self) -> str:
+        """What the citation points to: ``report.pdf p. 4``, ``excel.png region 2``,
+        ``talk.mp4 @ 01:23`` (the cited start), or the file name for a whole file or image."""
+        where = locator(self.source)
+        if self.t_start is not None:
+            return f"{where} @ {clock(self.t_start)}"
+        if self.page is not None:
+            return f"{where} p. {self.page}"
+        if self.region is not None:
+            return f"{where} region {self.region}"
+        return where
+
+    def drawn_boxes(self) -> list[list[float]]:
+        """The boxes a side view outlines: every merged passage's, else the citation's own."""
+        return self.boxes or ([self.bbox] if self.bbox else [])
 
     @classmethod
     def from_hit(cls, n: int, hit: Hit, snippet_chars: int = 240) -> Citation:

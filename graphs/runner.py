@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field
 
-from vistarag.agent.citations import Renumberer
+from vistarag.agent.citations import Renumberer, numbering_for
 from vistarag.agent.types import Citation, Hit
 from vistarag.graphs.context import VistaContext
 from vistarag.graphs.services import services_of
@@ -166,7 +166,8 @@ class _AnswerTokens:
             return
         if self.numbering is None:  # the sources the answer cites are known by now (direct
             # path); on the agent path they arrive with the answer, so nothing is dropped
-            self.numbering = Renumberer(limit=len(values.get("sources") or []) or None)
+            sources = [Hit.model_validate(h) for h in values.get("sources") or []]
+            self.numbering = numbering_for(sources) if sources else Renumberer()
         text = self.numbering.feed(event.text)
         if text:
             yield TurnEvent("token", text=text)

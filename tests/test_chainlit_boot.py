@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from vistarag.agent.settings import Settings
-from vistarag.ui.web.boot import LOGOS, prepare_root
+from vistarag.ui.web.boot import FAVICON, LOGOS, prepare_root
 from vistarag.ui.web.settings import UISettings
 
 NOISE = ("Translated markdown file", "Missing custom logo")
@@ -25,7 +25,7 @@ def test_prepare_root_writes_the_welcome_per_language_and_the_logos(tmp_path):
     welcome = (root / "chainlit.md").read_text(encoding="utf-8")
     assert (root / "chainlit_en-US.md").read_text(encoding="utf-8") == welcome
     assert (root / "chainlit_de-DE.md").is_file()
-    for name in LOGOS:
+    for name in (*LOGOS, FAVICON):  # Chainlit serves public/favicon.* as icon and avatar
         assert (root / "public" / name).read_text(encoding="utf-8").startswith("<svg")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -126,7 +127,7 @@ def test_upload_progress_reaches_its_page_count(
     server: ChatServer, browser: object, tmp_path: Path
 ) -> None:
     """A 3-page PDF dropped without a question: the step reports its pages as they are read,
-    ends at 3/3 pages with the real time taken."""
+    ends at 3/3 pages with the real time taken; the thread is titled for the file it added."""
     page = new_page(browser, server.url)
     frames: list[str] = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
@@ -137,6 +138,9 @@ def test_upload_progress_reaches_its_page_count(
     step.wait_for(timeout=30_000)
     assert "ms" in step.inner_text() or " s" in step.inner_text()
     assert any("3/3 pages" in f for f in frames), [f[:200] for f in frames if "pages" in f]
+    with sqlite3.connect(server.home / "ui" / "chat.sqlite") as conn:  # titled, not "Untitled"
+        titles = [r[0] for r in conn.execute("SELECT name FROM threads")]
+    assert "Added fleet_report.pdf" in titles, titles
     step.click()
     page.wait_for_selector("text=/3\\/3 pages/", timeout=10_000)
     page.wait_for_timeout(600)  # the step has finished opening
@@ -147,12 +151,13 @@ def test_upload_progress_reaches_its_page_count(
 def test_pdf_citation_opens_its_page_with_the_region_drawn(
     server: ChatServer, browser: object
 ) -> None:
-    """After the upload above: a PDF citation's "cited region" chip opens the cited page in the
-    side view, fitted to the panel, with the hit's box drawn in red over the page."""
+    """After the upload above: a PDF citation's chip ("fleet_report.pdf p. 2") opens the cited
+    page in the side view, fitted to the panel, with the hit's box drawn in red over the page."""
     page = new_page(browser, server.url)
     ask(page, "How often are the lorries inspected?")
-    chip = page.locator("a.element-link", has_text=re.compile(r"cited region \d+ \(p\. 2\)"))
+    chip = page.locator("a.element-link", has_text=re.compile(r"^fleet_report\.pdf p\. 2$"))
     chip.first.wait_for(timeout=30_000)
+    page.screenshot(path=str(SHOTS / "chat_offline_answer.png"))  # with the offline notice
     chip.first.click()
     page.wait_for_function(
         "(() => { const i = document.querySelector('#side-view-content img');"

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.fixtures_media import make_pdf
+from tests.fixtures_media import SCREENSHOT_LINES, make_pdf, make_screenshot
 from vistarag.agent.errors import VistaRAGError
 from vistarag.ui.cli import app
 from vistarag.ui.web.auth import (
@@ -278,7 +278,7 @@ def alice_points(home: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Users added with ``vistarag ui add-user``; Alice owns a note and a PDF."""
+    """Users added with ``vistarag ui add-user``; Alice owns a note, a PDF and a screenshot."""
     root = tmp_path_factory.mktemp("security")
     home, cwd = root / "home", root / "cwd"
     cwd.mkdir()
@@ -288,7 +288,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     notes = root / "alice_notes.md"
     notes.write_text(f"# Alice's notes\n\n{SECRET}\n", encoding="utf-8")
     vistarag(cli_env(home, VISTARAG_OWNER="alice"), cwd, "ingest", str(notes),
-             str(make_pdf(root / "alice_report.pdf")))
+             str(make_pdf(root / "alice_report.pdf")),
+             str(make_screenshot(root / "alice_shot.png", SCREENSHOT_LINES)))
     points = alice_points(home)  # read before the server holds the embedded index
     running = Server(home, cwd)
     running.points = points
@@ -478,6 +479,13 @@ def test_file_routes_serve_only_the_users_own_points(server: Server) -> None:
     assert alice.get(f"/vistarag/blob/{later[0]}").status_code == 200
     for ref in blobs:
         assert bob.get(f"/vistarag/blob/{ref}").status_code == 404
+    # the drawn views of a cited page and of a screenshot's region: Alice's only
+    shot = next(p for p in server.points if p["source"].endswith(".png"))
+    for drawn in (f"/vistarag/page/{pdf['doc_id']}/1.png?box=72,72,300,120",
+                  f"/vistarag/region/{shot['doc_id']}.png?box=10,10,200,40;10,60,200,90"):
+        assert bob.get(drawn).status_code == 404, drawn
+        mine = alice.get(drawn)
+        assert mine.status_code == 200 and mine.content.startswith(b"\x89PNG"), drawn
 
 
 def test_insecure_no_login_warns_on_every_start(tmp_path: Path) -> None:

@@ -270,11 +270,11 @@ def test_open_chat_streams_cites_and_opens_the_pdf_page(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui_answer.png"))
 
-    # A PDF citation opens the PDF in the side view at the cited page.
-    link = page.locator("a.element-link", has_text=re.compile(r"fleet_report\.pdf, p\. \d"))
+    # A PDF citation's chip names its page; the whole PDF opens in the side view at that page.
+    link = page.locator("a.element-link", has_text=re.compile(r"^fleet_report\.pdf p\. \d+$"))
     assert link.count() >= 1, page.locator(".ai-message").last.inner_text()
     cited_page = int(re.search(r"p\. (\d+)", link.first.inner_text()).group(1))
-    link.first.click()
+    page.locator("a.element-link", has_text="fleet_report.pdf (all pages)").first.click()
     page.wait_for_selector(f"#side-view-content >> text=/{cited_page} \\/ 3/", timeout=30_000)
     expected = {1: PDF_PAGE1, 2: PDF_PAGE2}.get(cited_page)
     if expected:
@@ -339,9 +339,9 @@ def test_thread_resumes_after_restart_with_elements_and_memory(
         ".some(i => i.src.includes('/vistarag/blob/') && i.complete && i.naturalWidth > 0)",
         timeout=30_000,
     )
-    link = page.locator("a.element-link", has_text=re.compile(r"fleet_report\.pdf, p\. \d"))
+    link = page.locator("a.element-link", has_text=re.compile(r"^fleet_report\.pdf p\. \d+$"))
     cited_page = int(re.search(r"p\. (\d+)", link.first.inner_text()).group(1))
-    link.first.click()
+    page.locator("a.element-link", has_text="fleet_report.pdf (all pages)").first.click()
     page.wait_for_selector(f"#side-view-content >> text=/{cited_page} \\/ 3/", timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "ui_resumed.png"))
     page.context.close()
@@ -392,21 +392,22 @@ def cited_upload(
 def test_video_citation_plays_from_the_cited_moment(
     login_server: ChatServer, browser: object, tmp_path: Path
 ) -> None:
-    """A dropped video is ingested; the answer cites it with its time range; the citation opens
-    the video in the side view already at the cited second (a ``#t=`` media fragment)."""
+    """A dropped video is ingested; the answer cites it, its chip naming the cited second; the
+    citation opens the video in the side view playing from that second (a ``#t=`` media
+    fragment, autoplay)."""
     video = make_talk(tmp_path / "harbour_update.mp4")
     page, link = cited_upload(login_server, browser, "When is the harbour expansion opening?",
-                              video, re.compile(r"harbour_update\.mp4"))
+                              video, re.compile(r"^harbour_update\.mp4 @ "))
     shown = link.inner_text()
-    start = re.search(r"@ (\d\d):(\d\d)-\d\d:\d\d", shown)
+    start = re.search(r"@ (\d\d):(\d\d)$", shown)
     assert start, shown
     seconds = int(start.group(1)) * 60 + int(start.group(2))
     assert 3 <= seconds <= 5, shown  # the slide's scene starts at 4 s
     link.click()
     page.wait_for_selector("#side-view-content video", timeout=30_000)
-    page.wait_for_function(
+    page.wait_for_function(  # from the cited second on, and playing
         "(() => { const v = document.querySelector('#side-view-content video');"
-        f" return v && v.readyState >= 1 && Math.abs(v.currentTime - {seconds}) < 0.6; }})()",
+        f" return v && v.readyState >= 2 && !v.paused && v.currentTime > {seconds} - 0.6; }})()",
         timeout=30_000,
     )
     page.screenshot(path=str(ARTIFACTS / "ui_video_citation.png"))
@@ -428,8 +429,9 @@ BAR = (200, 30, 30)  # the screenshot's title bar: a colour none of the other te
 def test_image_citation_shows_the_image(
     login_server: ChatServer, browser: object, tmp_path: Path
 ) -> None:
-    """A dropped screenshot is ingested (its words read by OCR); the answer cites it, and the
-    citation opens that very image in the side view, served by the owner-checked blob route."""
+    """A dropped screenshot is ingested (its words read by OCR); the answer cites it (the
+    image, or a region of it), and the citation opens that very image in the side view, served
+    by an owner-checked route (a region's with the region outlined)."""
     from PIL import ImageDraw
 
     shot = tmp_path / "backup_failure.png"
@@ -437,7 +439,7 @@ def test_image_citation_shows_the_image(
     ImageDraw.Draw(image).rectangle([0, 0, 719, 11], fill=BAR)
     image.save(shot)
     page, link = cited_upload(login_server, browser, "Why did the backup fail with error BKP-7731?",
-                              shot, re.compile(r"^\[\d+\] backup_failure\.png$"))
+                              shot, re.compile(r"^backup_failure\.png( region \d+)?$"))
     link.click()
     shown = page.locator("#side-view-content img").first
     shown.wait_for(timeout=30_000)
@@ -461,7 +463,7 @@ def test_image_citation_shows_the_image(
                     bar: at(360, 5), ground: at(700, 240)};
         }"""
     )
-    assert seen["src"].startswith("/vistarag/blob/"), seen
+    assert seen["src"].startswith(("/vistarag/blob/", "/vistarag/region/")), seen
     assert (seen["w"], seen["h"]) == image.size, seen
     assert all(abs(a - b) <= 24 for a, b in zip(seen["bar"], BAR, strict=True)), seen
     assert min(seen["ground"]) >= 230, seen

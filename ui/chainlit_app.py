@@ -21,6 +21,7 @@ from chainlit.types import ThreadDict
 from chainlit.utils import utc_now
 
 from vistarag.agent.ingest.discover import kind_of
+from vistarag.agent.llm import configured_models, default_model
 from vistarag.agent.query_ocr import QueryImageText, query_ocr
 from vistarag.agent.settings import Settings
 from vistarag.graphs.runner import TurnEvent, TurnResult, astream_turn
@@ -137,27 +138,41 @@ def current_owner() -> str:
 
 
 # ---- chat start, starters, resume --------------------------------------------------------
+SAMPLE_KB = "demo"
+"""The knowledge base ``make run`` fills with the sample corpus (``evals/sample_corpus.py``)."""
+SAMPLE_STARTERS = [  # each cites a different kind of evidence in the sample
+    ("Lorry inspections (PDF page)", "How often is each lorry inspected?"),
+    ("An error on a screenshot", "What does error code QX-4471 mean?"),
+    ("The safety briefing (video)", "What should you wear in the yard, says the safety briefing?"),
+    ("A chart", "What was the revenue in Q3 2024?"),
+]
+STARTERS = [
+    ("What is in my knowledge base?",
+     "Give me an overview of the documents in my knowledge base."),
+    ("Explain an error screenshot",
+     "What does the error in my screenshot mean, and how do I fix it?"),
+    ("Find a figure or table", "Which document has a chart or table about revenue?"),
+    ("Summarise a document",
+     "Summarise the most recent document I added, with page references."),
+]
+
+
 @cl.set_starters
 async def starters(user: Any = None) -> list[cl.Starter]:
-    return [
-        cl.Starter(label="What is in my knowledge base?",
-                   message="Give me an overview of the documents in my knowledge base."),
-        cl.Starter(label="Explain an error screenshot",
-                   message="What does the error in my screenshot mean, and how do I fix it?"),
-        cl.Starter(label="Find a figure or table",
-                   message="Which document has a chart or table about revenue?"),
-        cl.Starter(label="Summarise a document",
-                   message="Summarise the most recent document I added, with page references."),
-    ]
+    """Questions the sample answers (``make run``), else general ones."""
+    chosen = SAMPLE_STARTERS if SETTINGS.kb == SAMPLE_KB else STARTERS
+    return [cl.Starter(label=label, message=message) for label, message in chosen]
+
+
+COMMANDS = [{"id": "search", "icon": "search", "description": "Search without an answer",
+             "button": False, "persistent": False}]
+"""The composer's Tools menu: sent on every start and resume (a resumed chat has none else)."""
 
 
 @cl.on_chat_start
 async def chat_start() -> None:
     cl.user_session.set("notified", False)
-    await cl.context.emitter.set_commands(
-        [{"id": "search", "icon": "search", "description": "Search without an answer",
-          "button": False, "persistent": False}]
-    )
+    await cl.context.emitter.set_commands(COMMANDS)
     await show_settings(DEFAULT_PREFS)
 
 
@@ -166,20 +181,24 @@ async def chat_resume(thread: ThreadDict) -> None:
     """The graph's memory is keyed by this thread's id, so follow-ups continue where it was;
     the thread's settings (its metadata) come back with it."""
     cl.user_session.set("notified", True)
+    await cl.context.emitter.set_commands(COMMANDS)
     metadata = thread.get("metadata") or {}
     if isinstance(metadata, str):
         metadata = json.loads(metadata or "{}")
-    await show_settings(ChatPrefs.from_values(metadata.get("chat_settings"), DEFAULT_PREFS))
+    await show_settings(ChatPrefs.from_values(metadata.get("chat_settings"), DEFAULT_PREFS,
+                                              MODEL_KEYS))
 
 
 # ---- chat settings ------------------------------------------------------------------------
-DEFAULT_PREFS = ChatPrefs(kb=SETTINGS.kb, top_k=SETTINGS.top_k or 5)
+MODELS = configured_models(SETTINGS)  # the answer models on offer, extractive last
+MODEL_KEYS = [m.key for m in MODELS]
+DEFAULT_PREFS = ChatPrefs(kb=SETTINGS.kb, top_k=SETTINGS.top_k or 5, model=default_model(SETTINGS))
 
 
 async def show_settings(prefs: ChatPrefs) -> None:
     """Send the settings panel showing ``prefs`` and make them this session's."""
     kbs = await asyncio.to_thread(knowledge_bases, RUNTIME.engine, prefs.kb)
-    await cl.ChatSettings(widgets(prefs, kbs)).send()
+    await cl.ChatSettings(widgets(prefs, kbs, MODELS)).send()
     cl.user_session.set("prefs", prefs)
 
 
@@ -191,10 +210,10 @@ def current_prefs() -> ChatPrefs:
 @cl.on_settings_update
 async def settings_update(values: dict[str, Any]) -> None:
     """The user changed the settings: the next turn uses them; the thread keeps them."""
-    prefs = ChatPrefs.from_values(values, current_prefs())
+    prefs = ChatPrefs.from_values(values, current_prefs(), MODEL_KEYS)
     cl.user_session.set("prefs", prefs)
     await save_prefs(prefs)
-    await cl.Message(content=f"_Settings: {prefs.describe()}._", author="VistaRAG").send()
+    await cl.Message(content=f"_Settings: {prefs.describe(MODELS)}._", author="VistaRAG").send()
 
 
 async def save_prefs(prefs: ChatPrefs) -> None:
@@ -226,6 +245,7 @@ async def on_message(message: cl.Message) -> None:
     if not text and not images:
         if attachments:
             names = ", ".join(p.name for p in attachments)
+            await DATA_LAYER.title_untitled(thread_id, f"Added {names}")
             await cl.Message(content=f"Added {names}. Ask me anything about it.").send()
         return
     if images:
@@ -488,7 +508,7 @@ async def finish(reply: cl.Message | None, result: TurnResult, owner: str) -> No
     citations = evidence.visible(result.citations, result.sources, owner)
     # The final answer, not the streamed text: the same words, but a marker renumbered after a
     # stream broke off and resumed, or one citing no source, reads as the sources list does.
-    content = result.answer or (reply.content if reply else "")
+    content = evidence.linkable_markers(result.answer or (reply.content if reply else ""))
     reply = reply or cl.Message(content="")
     reply.content = content.rstrip() + evidence.sources_markdown(citations)
     reply.elements = evidence.elements_for(citations)
@@ -501,7 +521,7 @@ async def finish(reply: cl.Message | None, result: TurnResult, owner: str) -> No
     notices = [n for n in result.notices if n]
     if not cl.user_session.get("notified"):
         cl.user_session.set("notified", True)
-        if result.synthesizer == "extractive":
+        if result.synthesizer == "extractive" and len(MODELS) == 1:  # none configured
             notices.append(OFFLINE_NOTICE)
         if RUNTIME.text_bridge:
             notices.append(TEXT_BRIDGE_NOTICE)
@@ -521,10 +541,12 @@ async def search(text: str, owner: str, prefs: ChatPrefs | None = None) -> None:
     if not hits:
         await cl.Message(content=f"Nothing found for **{text}**.").send()
         return
-    from vistarag.agent.types import Citation
+    from vistarag.agent.citations import cite_hits
 
-    citations = [Citation.from_hit(i, h) for i, h in enumerate(hits, 1)]
-    lines = [f"- {evidence.label(c)}: {' '.join(c.snippet.split())[:140]}" for c in citations]
+    citations = cite_hits(hits, text)  # one line and one chip per source
+    names = evidence.chip_names(citations)
+    lines = [f"- {evidence.marker(c)} {names[c.n]}: {' '.join(c.snippet.split())[:140]}"
+             for c in citations]
     await cl.Message(content=f"**Results for {text}**\n" + "\n".join(lines),
                      elements=evidence.elements_for(citations)).send()
 

@@ -78,12 +78,14 @@ def prepare_root(settings: Settings, ui: UISettings) -> Path:
         (root / f"chainlit_{language}.md").write_text(welcome, encoding="utf-8")
     public = root / "public"
     public.mkdir(exist_ok=True)
-    for name in ("vistarag.css", "vistarag.js", *LOGOS):  # logos: else Chainlit logs their lack
+    for name in ("vistarag.css", "vistarag.js", *LOGOS, FAVICON):  # logos: else Chainlit logs
         (public / name).write_text(package.joinpath(name).read_text(encoding="utf-8"), "utf-8")
     return root
 
 
 LOGOS = ("logo_light.svg", "logo_dark.svg")
+FAVICON = "favicon.svg"
+"""Chainlit serves ``public/favicon.*`` as the page's icon and as the assistant's avatar."""
 
 
 def _write_translations(target: Path) -> list[str]:

@@ -8,12 +8,13 @@ the owner on every request (see ``routes``), and are stored here as the URL they
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -127,21 +128,122 @@ def _json_field(value: Any) -> Any:
     return value
 
 
+TITLE_CHARS = 44
+"""A thread title longer than this is cut (with an ellipsis), so the whole title, with a suffix
+that tells two threads apart, fits the sidebar's two lines (``vistarag.css``)."""
+
+
+def thread_title(question: str, taken: Iterable[str] = ()) -> str:
+    """A thread's title from its first question: one line, at most ``TITLE_CHARS``, and
+    distinct from ``taken`` (the user's other titles) by a ``(2)``, ``(3)`` ... suffix."""
+    text = " ".join(question.split())
+    if len(text) > TITLE_CHARS:
+        text = text[: TITLE_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ,;:.") + "\u2026"
+    taken = set(taken)
+    if text not in taken:
+        return text
+    return next(f"{text} ({k})" for k in range(2, len(taken) + 3) if f"{text} ({k})" not in taken)
+
+
 class VistaDataLayer(SQLAlchemyDataLayer):
     """The SQLAlchemy data layer on SQLite, keeping ``/vistarag/...`` element URLs as they are.
 
     ``before_delete`` hooks run ahead of a thread's deletion (the app forgets the thread's graph
-    memory and marks its id deleted there); a hook that fails stops the deletion.
+    memory and marks its id deleted there); a hook that fails stops the deletion. Step writes
+    land in the order they were made; a new thread's title is made distinct; a thread read for
+    resuming gets back what Chainlit's query drops (step icons, a video's autoplay).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.before_delete: list[Callable[[str], Awaitable[None]]] = []
+        self._step_writes = asyncio.Lock()
+
+    async def create_step(self, step_dict: Any) -> None:
+        """Chainlit's, one write at a time in the order they were made.
+
+        Chainlit writes a step's creation and each of its updates in tasks of their own; run
+        together, an older state could land last ("Reading the question" without its summary
+        after a reload). The lock is each task's first wait, and asyncio starts tasks and wakes
+        a lock's waiters in order, so the writes land in the order they were made.
+        """
+        async with self._step_writes:
+            await super().create_step(step_dict)
 
     async def delete_thread(self, thread_id: str) -> None:
         for hook in self.before_delete:
             await hook(thread_id)
         await super().delete_thread(thread_id)
+
+    async def update_thread(self, thread_id: str, name: str | None = None,
+                            user_id: str | None = None, metadata: dict | None = None,
+                            tags: list[str] | None = None) -> None:
+        """Chainlit's, except that a new thread's title (its first question) is made distinct
+        from the user's other threads: ``Question (2)`` when ``Question`` is taken; a blank one
+        (a message of files only) is not set, so ``title_untitled`` can name it."""
+        if name is not None and not name.strip():
+            name = None
+        if name:
+            name = await self._distinct_title(thread_id, name, user_id)
+        await super().update_thread(thread_id, name=name, user_id=user_id, metadata=metadata,
+                                    tags=tags)
+
+    async def title_untitled(self, thread_id: str, name: str) -> None:
+        """Title a thread that has no title yet (one started by dropping files) ``name``."""
+        rows = await self.execute_sql('SELECT "name" FROM threads WHERE "id" = :id',
+                                      {"id": thread_id})
+        if isinstance(rows, list) and rows and not rows[0].get("name"):
+            await self.update_thread(thread_id, name=name)
+
+    async def _distinct_title(self, thread_id: str, name: str, user_id: str | None) -> str:
+        """``name`` for a thread not titled yet, made distinct among its user's threads; a
+        rename of a titled thread keeps the name it was given."""
+        rows = await self.execute_sql(
+            'SELECT "name", "userId" FROM threads WHERE "id" = :id', {"id": thread_id})
+        row = rows[0] if isinstance(rows, list) and rows else {}
+        if row.get("name") or not (user_id or row.get("userId")):
+            return name
+        base = thread_title(name)
+        taken = await self.execute_sql(
+            'SELECT "name" FROM threads WHERE "userId" = :user AND "id" != :id '
+            'AND ("name" = :base OR "name" LIKE :like)',
+            {"user": user_id or row.get("userId"), "id": thread_id, "base": base,
+             "like": base + " (%)"})
+        return thread_title(name, [r["name"] for r in taken] if isinstance(taken, list) else [])
+
+    async def get_thread(self, thread_id: str) -> Any:
+        """The thread as Chainlit's layer reads it, with what that drops put back, so a
+        resumed thread looks as it did (``restore_display``)."""
+        thread = await super().get_thread(thread_id)
+        if thread:
+            await self.restore_display(thread)
+        return thread
+
+    async def restore_display(self, thread: Any) -> None:
+        """Step metadata as a dict (its ``icon`` shows the step's icon; Chainlit hands back the
+        JSON text), the steps' open/collapse flags, and the elements' player settings (a cited
+        video's autoplay) and props, which Chainlit's query leaves out."""
+        params = {"thread_id": thread["id"]}
+        steps = await self.execute_sql(
+            'SELECT "id", "defaultOpen", "autoCollapse" FROM steps WHERE "threadId" = :thread_id',
+            params)
+        flags = {r["id"]: r for r in steps} if isinstance(steps, list) else {}
+        for step in thread.get("steps") or []:
+            step["metadata"] = _json_field(step.get("metadata")) or {}
+            row = flags.get(step["id"]) or {}
+            for key in ("defaultOpen", "autoCollapse"):
+                if row.get(key) is not None:
+                    step[key] = bool(row[key])  # type: ignore[literal-required]
+        rows = await self.execute_sql(
+            'SELECT "id", "autoPlay", "playerConfig", "props" FROM elements '
+            'WHERE "threadId" = :thread_id', params)
+        players = {r["id"]: r for r in rows} if isinstance(rows, list) else {}
+        for element in thread.get("elements") or []:
+            row = players.get(element["id"]) or {}
+            element["playerConfig"] = _json_field(row.get("playerConfig"))
+            element["props"] = _json_field(row.get("props")) or {}
+            if row.get("autoPlay") is not None:
+                element["autoPlay"] = bool(row["autoPlay"])
 
     async def get_thread_author(self, thread_id: str) -> str:
         """The thread's author, or "" when there is none yet (Chainlit's raises ValueError,
