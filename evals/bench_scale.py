@@ -1,22 +1,29 @@
 """Scale benchmark of the index backends on synthetic points of the real shape.
 
 Run: ``.venv/bin/python -m vistarag.evals.bench_scale [--points 20000 100000] [--queries 200]
-[--filings-home DIR]``
+[--keep DIR] [--filings-home DIR]`` (``--points 500000`` takes about 40 min here, most of it
+the HNSW build; ``--keep DIR`` keeps the data dir and re-measures it on a later run without
+rebuilding).
 
 Points: a 384-d ``text`` vector, a 512-d ``joint`` vector on a third of them, a lexical sparse
 vector of about 40 terms and the payload ingest writes, clustered like real embeddings (cluster
-centres plus noise). For each size and backend (Qdrant Edge, the default; qdrant-client's local
-mode, the previous default, up to ``--local-max`` points) it prints: upsert points/s, the HNSW
-build (Edge, from ``HNSW_MIN_POINTS`` points, as ``vistarag ingest`` does), disk size, a fresh
-process's open + first query and its RSS, in-process query p50/p95 (fused text + joint + lexical,
-owner-filtered, as the app searches), and top-10 overlap with an exact search. With
-``--filings-home`` (a data dir built by ``bench_filings --home``), a fresh ``vistarag search``
-on it is timed too.
+centres plus noise), generated and upserted in chunks so memory stays flat. For each size and
+backend (Qdrant Edge, the default; qdrant-client's local mode, the previous default, up to
+``--local-max`` points) it prints: upsert points/s, disk size, a fresh process's open + first
+query and its RSS (all, and anonymous: the file-mapped rest is the page cache's), in-process
+query p50/p95 (fused text + joint + lexical, owner-filtered, as the app searches), and top-10
+overlap with an exact search. On Edge from ``HNSW_MIN_POINTS`` points, HNSW is built as
+``vistarag ingest`` builds it, in the background, while this process keeps searching (a query
+every 0.1 s) and ingesting (100 points every 2 s): the longest query and upsert during the build
+are the stall a user would feel. A fresh ``vistarag search`` (the real CLI: imports, the text
+model, the index) is timed on the built data dir, as on ``--filings-home`` (a data dir built by
+``bench_filings --home``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -41,10 +48,15 @@ from vistarag.agent.index import (  # noqa: E402
 )
 from vistarag.agent.index.edge import EdgeBackend  # noqa: E402
 from vistarag.agent.index.filters import SparseVector  # noqa: E402
+from vistarag.agent.models import TEXT_BRIDGE  # noqa: E402
 from vistarag.agent.settings import Settings  # noqa: E402
 
-RECORD = {"text_model": "bench-text", "text_dim": 384, "joint_model": "bench-joint",
-          "joint_dim": 512}
+KB = "bench"
+OWNER = "alice"
+# the models the CLI runs in text-bridge mode (so `vistarag search` opens it); a joint space too
+RECORD = {"text_model": Settings.model_fields["text_model"].default, "text_dim": 384,
+          "joint_model": TEXT_BRIDGE, "joint_dim": 512}
+CHUNK = 10_000
 VOCAB = 30_000
 CLUSTERS = 200
 PROBE = """
@@ -66,8 +78,9 @@ kb = KnowledgeBase(Settings(home=sys.argv[3], _env_file=None), "bench", backend)
 q = np.random.default_rng(1).normal(size=384).astype(np.float32)
 hits = kb.search(QueryVectors(text=[q / np.linalg.norm(q)]), 10, SearchFilters(owner="alice"))
 took = time.perf_counter() - t0
-rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]
-print(f"{took:.3f} {int(rss) / 1024:.0f} {len(hits)}")
+status = dict(l.split(":", 1) for l in open("/proc/self/status"))
+rss, anon = (int(status[k].split()[0]) / 1024 for k in ("VmRSS", "RssAnon"))
+print(f"{took:.3f} {rss:.0f} {anon:.0f} {len(hits)}")
 """
 
 
@@ -87,32 +100,33 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
-def synthetic(n: int, seed: int = 0) -> list[PointRecord]:
-    """``n`` points of the real shape, clustered; ids and payloads as ingest writes them."""
-    rng = np.random.default_rng(seed)
-    ct, cj = rng.normal(size=(CLUSTERS, 384)), rng.normal(size=(CLUSTERS, 512))
+def synthetic(n: int, start: int = 0, seed: int = 0) -> list[PointRecord]:
+    """Points ``start`` .. ``start + n`` of the real shape, clustered; ids and payloads as
+    ingest writes them. The same ``start`` always gives the same points."""
+    ct, cj = _centres()
+    rng = np.random.default_rng([seed, start])
     cluster = rng.integers(0, CLUSTERS, size=n)
     text = _unit(ct[cluster] + 0.6 * rng.normal(size=(n, 384)))
     zipf = np.minimum(rng.zipf(1.3, size=(n, 40)), VOCAB)
     points = []
-    for i in range(n):
+    for row, i in enumerate(range(start, start + n)):
         doc = f"doc{i // 400:05d}"
-        terms, counts = np.unique(zipf[i] + 97 * cluster[i], return_counts=True)
+        terms, counts = np.unique(zipf[row] + 97 * cluster[row], return_counts=True)
         vectors: dict[str, Any] = {
-            "text": text[i].tolist(),
+            "text": text[row],
             "lexical": SparseVector(indices=terms.tolist(),
                                            values=(counts / (counts + 1.2)).tolist()),
         }
         if i % 3 == 0:
-            joint = cj[cluster[i]] + 0.6 * rng.normal(size=512)
-            vectors["joint"] = (joint / np.linalg.norm(joint)).tolist()
+            joint = cj[cluster[row]] + 0.6 * rng.normal(size=512)
+            vectors["joint"] = (joint / np.linalg.norm(joint)).astype(np.float32)
         page = i % 400 // 4 + 1
         citation = {"doc_id": doc, "source": f"/data/{doc}.pdf", "modality": ["text", "image",
                     "page", "text"][i % 4], "page": page, "bbox": [72.0, 90.5, 540.0, 180.25],
                     "t_start": None, "t_end": None, "blob": None if i % 4 != 2 else f"{i:064x}"}
         payload = {
             **citation, "text": f"chunk {i} of {doc} " + "lorem ipsum dolor " * 18,
-            "content_hash": f"{i // 400:064x}", "owner": "alice" if i % 10 else "bob",
+            "content_hash": f"{i // 400:064x}", "owner": OWNER if i % 10 else "bob",
             "kind": "pdf", "unit": f"p{page}-t{i % 4}",
             "doc": {"company": "ACME", "form": "10-K", "fiscal_year": 2020 + i % 5},
             "metadata": citation,
@@ -122,10 +136,19 @@ def synthetic(n: int, seed: int = 0) -> list[PointRecord]:
     return points
 
 
+def _centres() -> tuple[np.ndarray, np.ndarray]:
+    centres = np.random.default_rng(0)
+    return centres.normal(size=(CLUSTERS, 384)), centres.normal(size=(CLUSTERS, 512))
+
+
+def chunks(n: int, start: int = 0) -> Any:
+    for at in range(start, start + n, CHUNK):
+        yield synthetic(min(CHUNK, start + n - at), at)
+
+
 def queries(count: int, seed: int = 1) -> list[QueryVectors]:
     """Queries near the corpus's clusters: text + lexical, joint on a third (as the app asks)."""
-    centres = np.random.default_rng(0)  # the same centres as ``synthetic``
-    ct, cj = centres.normal(size=(CLUSTERS, 384)), centres.normal(size=(CLUSTERS, 512))
+    ct, cj = _centres()
     rng = np.random.default_rng(seed)
     out = []
     for i in range(count):
@@ -146,33 +169,57 @@ def disk_mib(path: Path) -> float:
     return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def fresh_probe(kind: str, folder: Path, home: Path) -> tuple[float, float]:
-    """A new Python process: import, open, first query. (seconds, RSS MiB)."""
+def fresh_probe(kind: str, folder: Path, home: Path) -> tuple[float, float, float]:
+    """A new Python process: import, open, first query. (seconds, RSS MiB, anonymous MiB)."""
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", PROBE, kind, str(folder), str(home)],
                          capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
-    took, rss, _ = out.stdout.split()
-    return time.perf_counter() - started, float(rss)
+    _, rss, anon, _ = out.stdout.split()
+    return time.perf_counter() - started, float(rss), float(anon)
 
 
-def run(kind: str, points: list[PointRecord], qs: list[QueryVectors], root: Path) -> dict:
-    folder = root / kind
-    home = root / "home"
-    backend = open_backend(kind, str(folder))
-    kb = KnowledgeBase(Settings(home=home, _env_file=None), "bench", backend)
-    kb.ensure(RECORD, owner="alice")
+def fill(kb: KnowledgeBase, n: int) -> float:
+    """Upsert ``n`` synthetic points chunk by chunk; returns the seconds spent upserting."""
+    spent = 0.0
+    for part in chunks(n):
+        started = time.perf_counter()
+        kb.upsert(part, batch=256)
+        spent += time.perf_counter() - started
+    return spent
+
+
+def build_while_serving(backend: EdgeBackend, kb: KnowledgeBase, n: int) -> dict[str, Any]:
+    """Build HNSW in the background as ingest does, searching every 0.1 s and upserting 100
+    points every 2 s meanwhile; the longest of each is the stall a user would feel."""
+    qs = queries(20, seed=7)
+    owner = SearchFilters(owner=OWNER)
     started = time.perf_counter()
-    kb.upsert(points, batch=256)
-    if kind == "edge":
-        backend.flush()
-    upsert_s = time.perf_counter() - started
-    row: dict[str, Any] = {"kind": kind, "n": len(points), "upsert_pps": len(points) / upsert_s}
-    started = time.perf_counter()
-    row["hnsw"] = kb.optimize(HNSW_MIN_POINTS) if kind == "edge" else False
-    row["optimize_s"] = time.perf_counter() - started
-    owner = SearchFilters(owner="alice")
+    kb.optimize(HNSW_MIN_POINTS, wait=False)
+    build = backend._builds[kb.physical()]
+    q_lat, u_lat, added, i = [], [], 0, 0
+    while build.running:
+        t0 = time.perf_counter()
+        kb.search(qs[i % len(qs)], 10, owner)
+        q_lat.append(time.perf_counter() - t0)
+        if i % 20 == 19:
+            part = synthetic(100, n + added, seed=5)
+            t0 = time.perf_counter()
+            kb.upsert(part)
+            u_lat.append(time.perf_counter() - t0)
+            added += len(part)
+        i += 1
+        time.sleep(0.1)
+    if build.state != "done":
+        raise SystemExit(f"HNSW build {build.state}: {build.error}")
+    return {"build_s": time.perf_counter() - started, "queries_during": len(q_lat),
+            "max_query_s": max(q_lat, default=0.0), "max_upsert_s": max(u_lat, default=0.0),
+            "added_during": added}
+
+
+def measure(kb: KnowledgeBase, qs: list[QueryVectors], row: dict[str, Any]) -> None:
+    owner = SearchFilters(owner=OWNER)
     lat = []
     for q in qs:
         t0 = time.perf_counter()
@@ -187,22 +234,48 @@ def run(kind: str, points: list[PointRecord], qs: list[QueryVectors], root: Path
         want = {h.id for h in kb.search(dense, 10, owner, exact=True)}
         overlap.append(len(got & want) / max(1, len(want)))
     row["overlap"] = float(np.mean(overlap))
+
+
+def run(kind: str, n: int, qs: list[QueryVectors], home: Path) -> dict[str, Any]:
+    """Fill (unless ``home`` holds this size already), build, measure; then a fresh process."""
+    settings = Settings(home=home, _env_file=None)
+    folder = settings.qdrant_dir / "edge" if kind == "edge" else home / "local"
+    row: dict[str, Any] = {"kind": kind, "n": n}
+    reuse = (home / f"filled-{kind}-{n}").exists()
+    backend = open_backend(kind, str(folder))
+    kb = KnowledgeBase(settings, KB, backend)
+    if not reuse:
+        kb.ensure(RECORD, owner=OWNER)
+        row["upsert_pps"] = n / fill(kb, n)
+        if kind == "edge":
+            backend.flush()
+            if n >= HNSW_MIN_POINTS:
+                row.update(build_while_serving(backend, kb, n))
+        (home / f"filled-{kind}-{n}").touch()
+    measure(kb, qs, row)
     backend.close()
     row["disk_mib"] = disk_mib(folder)
-    row["fresh_s"], row["rss_mib"] = fresh_probe(kind, folder, home)
+    row["fresh_s"], row["rss_mib"], row["anon_mib"] = fresh_probe(kind, folder, home)
+    if kind == "edge":
+        row["cli_s"] = cli_search(home, "quarterly revenue by segment", KB, OWNER)
     return row
 
 
-def cli_search(home: Path, query: str, kb: str) -> float:
+def cli_search(home: Path, query: str, kb: str, owner: str | None = None) -> float:
+    """Median of 3 fresh ``vistarag search`` processes, after one that warms the model cache."""
     cli = Path(sys.executable).with_name("vistarag")
     env = {**os.environ, "VISTARAG_HOME": str(home), "VISTARAG_JOINT_MODEL": "none"}
+    if owner:
+        env["VISTARAG_OWNER"] = owner
     times = []
-    for _ in range(3):
+    for _ in range(4):
         t0 = time.perf_counter()
-        subprocess.run([str(cli), "search", query, "--kb", kb, "-k", "5"], env=env,
-                       capture_output=True, check=True, timeout=600)
+        out = subprocess.run([str(cli), "search", query, "--kb", kb, "-k", "5"], env=env,
+                             capture_output=True, text=True, timeout=600)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        if out.returncode != 0 or "No hits" in out.stdout or "│ 1 │" not in out.stdout:
+            raise SystemExit(f"vistarag search failed: {out.stdout[-800:]} {out.stderr[-800:]}")
+    return statistics.median(times[1:])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -212,24 +285,36 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--local-max", type=int, default=20_000,
                     help="largest size run on qdrant-client local mode (it is slow)")
     ap.add_argument("--local-queries", type=int, default=20)
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="build the data dirs here and keep them; a later run re-measures them")
     ap.add_argument("--filings-home", type=Path, default=None)
     args = ap.parse_args(argv)
-    print(f"{'backend':<7} {'points':>8} {'upsert/s':>9} {'hnsw s':>7} {'disk MiB':>9} "
-          f"{'fresh s':>8} {'RSS MiB':>8} {'p50 ms':>7} {'p95 ms':>7} {'top10':>6}")
+    print(f"{'backend':<7} {'points':>8} {'upsert/s':>9} {'disk MiB':>9} {'fresh s':>8} "
+          f"{'RSS MiB':>8} {'anon MiB':>8} {'p50 ms':>7} {'p95 ms':>7} {'top10':>6} "
+          f"{'CLI s':>6}", flush=True)
+    builds = []
     for n in args.points:
-        points = synthetic(n)
         for kind in ("edge", "local"):
             if kind == "local" and n > args.local_max:
                 print(f"{kind:<7} {n:>8}  skipped (above --local-max {args.local_max})")
                 continue
             qs = queries(args.queries if kind == "edge" else args.local_queries)
-            with tempfile.TemporaryDirectory(prefix="vistarag-scale-") as tmp:
-                r = run(kind, points, qs, Path(tmp))
-            hnsw = f"{r['optimize_s']:.0f}" if r["hnsw"] else "-"
-            print(f"{kind:<7} {n:>8} {r['upsert_pps']:>9.0f} {hnsw:>7} {r['disk_mib']:>9.0f} "
-                  f"{r['fresh_s']:>8.2f} {r['rss_mib']:>8.0f} {r['p50']:>7.1f} {r['p95']:>7.1f} "
-                  f"{r['overlap']:>6.2f}", flush=True)
-        del points
+            with contextlib.ExitStack() as stack:
+                root = (args.keep if args.keep else Path(stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="vistarag-scale-"))))
+                r = run(kind, n, qs, root / f"{kind}-{n}")
+            upsert = f"{r['upsert_pps']:.0f}" if "upsert_pps" in r else "kept"
+            cli = f"{r['cli_s']:.2f}" if "cli_s" in r else "-"
+            print(f"{kind:<7} {n:>8} {upsert:>9} {r['disk_mib']:>9.0f} {r['fresh_s']:>8.2f} "
+                  f"{r['rss_mib']:>8.0f} {r['anon_mib']:>8.0f} {r['p50']:>7.1f} {r['p95']:>7.1f} "
+                  f"{r['overlap']:>6.2f} {cli:>6}", flush=True)
+            if "build_s" in r:
+                builds.append(r)
+    for r in builds:
+        print(f"HNSW build at {r['n']:,} points: {r['build_s']:.0f} s in the background; "
+              f"meanwhile {r['queries_during']} searches (longest {1000 * r['max_query_s']:.0f} "
+              f"ms) and {r['added_during']} points upserted (longest batch "
+              f"{1000 * r['max_upsert_s']:.0f} ms), all served by the built index after")
     if args.filings_home:
         took = cli_search(args.filings_home, "What was total revenue?", "filings")
         print(f"filings: fresh `vistarag search` {took:.2f} s (median of 3)")
