@@ -7,6 +7,7 @@ the serving shard as it was and nothing behind.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -99,6 +100,9 @@ def test_build_runs_beside_serving_shard_and_catches_up(tmp_path: Path, built_la
     assert shard_dir.name == build.generation and (shard_dir / "segments").is_dir()
     assert not (shard_dir.parent / "segments").exists()  # the old shard's files are gone
     assert oct(shard_dir.stat().st_mode & 0o777) == "0o700"
+    # a built shard maps its dense vectors and per-document indexes rather than loading them
+    config = json.loads((shard_dir / "edge_config.json").read_text())
+    assert all(v.get("on_disk") is True for v in config["vectors"].values()), config
 
     # HNSW answers as the exact search does on this clustered corpus, and survives a reopen
     for s in range(5):
@@ -167,3 +171,36 @@ def test_close_mid_build_cancels_and_the_next_open_sweeps(
                for p in corpus(1_210, seed=3)[1_200:]])
     assert kb.count() == 1_210
     backend.close()
+
+
+def test_an_indexed_shard_maps_vectors_and_per_document_indexes(tmp_path: Path) -> None:
+    """What an HNSW build writes opens without reading its vectors and its per-document indexes
+    into memory (``ON_DISK_FIELDS``), and filters by them as before; owner stays in memory."""
+    import qdrant_edge as qe
+
+    from vistarag.agent.index.payload_indexes import ON_DISK_FIELDS
+
+    shard = edge_mod.new_shard(tmp_path / "s", {"dense": {"text": 384}, "sparse": []},
+                               indexed=True)
+    rng = np.random.default_rng(0)
+    for at in range(0, 9_000, 1_000):  # past Edge's indexing threshold (10 MB of vectors)
+        shard.update(qe.UpdateOperation.upsert_points([
+            qe.Point(i, {"text": rng.normal(size=384).tolist()},
+                     {"doc_id": f"d{i % 300}", "owner": "alice", "page": i % 30})
+            for i in range(at + 1, at + 1_001)]))
+    shard.optimize()
+    shard.close()
+    segments = [json.loads(p.read_text()) for p in (tmp_path / "s").glob("segments/*/segment.json")]
+    assert "Mmap" in {seg["config"]["vector_data"]["text"]["storage_type"] for seg in segments}
+    built = [json.loads(p.read_text())["indexed_types"]
+             for p in (tmp_path / "s").glob("segments/*/payload_index/config.json")]
+    immutable = [t for t in built if t["doc_id"][0].get("mutability") == "immutable"]
+    assert immutable, built
+    for field in ON_DISK_FIELDS:
+        if field in immutable[0]:
+            assert immutable[0][field][0]["storage_type"] == {"mmap": {"is_on_disk": True}}
+    assert immutable[0]["owner"][0]["storage_type"] == {"mmap": {"is_on_disk": False}}
+    reopened = qe.EdgeShard.load(str(tmp_path / "s"))
+    flt = qe.Filter(must=[qe.FieldCondition(key="doc_id", match=qe.MatchValue(value="d7"))])
+    assert reopened.count(qe.CountRequest(filter=flt)) == 30
+    reopened.close()

@@ -137,7 +137,7 @@ def build(folder: Path, source: IO[bytes], progress: Callable[[str], None] = pri
     from vistarag.agent.index.edge import new_shard
 
     spec = pickle.load(source)
-    shard = new_shard(folder, spec)
+    shard = new_shard(folder, spec, indexed=True)
     points = 0
     started = time.monotonic()
     while (page := pickle.load(source)) is not None:
