@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -56,3 +57,15 @@ def screenshot(tmp_path: Path) -> Path:
 @pytest.fixture
 def sample_pdf(tmp_path: Path) -> Path:
     return make_pdf(tmp_path / "report.pdf")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium (``/usr/bin/chromium``) through Playwright, one a module."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from tests.test_ui_browser import CHROMIUM
+
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()

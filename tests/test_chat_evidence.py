@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from tests.llm_servers import FakeLLMServer
+from tests.test_chat_screenshots import RED_PIXELS
 from tests.test_ui_browser import (
     CHROMIUM,
     ChatServer,
@@ -80,14 +81,6 @@ def ingest(home: Path, folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
 def model() -> Iterator[FakeLLMServer]:
     with FakeLLMServer("anthropic", answer=LORRY_ANSWER) as server:
         yield server
@@ -131,18 +124,6 @@ def chips(reply: Any) -> list[str]:
             for item in reply.locator("li").all() if item.locator("a.element-link").count() > 1]
 
 
-RED_PIXELS = """() => {
-    const i = document.querySelector('#side-view-content img');
-    const c = document.createElement('canvas');
-    c.width = i.naturalWidth; c.height = i.naturalHeight;
-    const g = c.getContext('2d');
-    g.drawImage(i, 0, 0);
-    const d = g.getImageData(0, 0, c.width, c.height).data;
-    let red = 0;
-    for (let k = 0; k < d.length; k += 4)
-        if (d[k] > 180 && d[k + 1] < 90 && d[k + 2] < 90) red++;
-    return {src: i.getAttribute('src'), red};
-}"""
 """The side view's image: its URL and how many of its pixels are the outline's red."""
 
 

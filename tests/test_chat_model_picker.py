@@ -137,17 +137,6 @@ def chat(servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    from tests.test_ui_browser import CHROMIUM
-
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
 def answers(page: object, text: str) -> int:
     """How many answers in the chat hold ``text`` (notices follow an answer, so the last
     message is not always it)."""

@@ -36,14 +36,19 @@ NOTES = ("Proxy troubleshooting. Error code QX-4471 means the proxy certificate 
 HARBOUR = ("Harbour expansion. The new container quay of the harbour expansion opens in May "
            "2027, with berths for four ships.")
 BUDGET_S = float(os.environ.get("VISTARAG_TEST_SCREENSHOT_BUDGET_S", "5"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
+# red pixels of the side view's image: the outline of a cited region
+RED_PIXELS = """() => {
+    const i = document.querySelector('#side-view-content img');
+    const c = document.createElement('canvas');
+    c.width = i.naturalWidth; c.height = i.naturalHeight;
+    const g = c.getContext('2d');
+    g.drawImage(i, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    let red = 0;
+    for (let k = 0; k < d.length; k += 4)
+        if (d[k] > 180 && d[k + 1] < 90 && d[k + 2] < 90) red++;
+    return {src: i.getAttribute('src'), red};
+}"""
 
 
 def cli_ingest(home: Path, path: Path, kb: str) -> None:
@@ -167,20 +172,7 @@ def test_pdf_citation_opens_its_page_with_the_region_drawn(
         " return b.width > 0.8 * p.width && b.right <= p.right + 1 && b.left >= 0"
         " && b.right <= window.innerWidth; })()", timeout=30_000)
     page.wait_for_timeout(500)  # the panel has finished sliding in
-    seen = page.evaluate(
-        """() => {
-            const i = document.querySelector('#side-view-content img');
-            const c = document.createElement('canvas');
-            c.width = i.naturalWidth; c.height = i.naturalHeight;
-            const g = c.getContext('2d');
-            g.drawImage(i, 0, 0);
-            const d = g.getImageData(0, 0, c.width, c.height).data;
-            let red = 0;
-            for (let k = 0; k < d.length; k += 4)
-                if (d[k] > 180 && d[k + 1] < 90 && d[k + 2] < 90) red++;
-            return {src: i.getAttribute('src'), red, w: c.width};
-        }"""
-    )
+    seen = page.evaluate(RED_PIXELS)
     assert seen["src"].startswith("/vistarag/page/") and "box=" in seen["src"], seen
     assert seen["red"] > 500, seen  # the box's outline (page 2 has no red of its own)
     page.screenshot(path=str(SHOTS / "chat_pdf_region.png"))

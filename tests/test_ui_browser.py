@@ -123,14 +123,6 @@ def make_talk(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
 def model() -> Iterator[FakeLLMServer]:
     with FakeLLMServer("anthropic", answer=ANSWER) as server:
         yield server
