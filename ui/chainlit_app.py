@@ -179,9 +179,8 @@ async def chat_start() -> None:
 @cl.on_chat_resume
 async def chat_resume(thread: ThreadDict) -> None:
     """The graph's memory is keyed by this thread's id, so follow-ups continue where it was;
-    the thread's settings (its metadata) come back with it. The offline notices are shown
-    once a session, a resumed one too (a reconnect resumes the thread it was on)."""
-    cl.user_session.set("notified", bool(cl.user_session.get("notified")))
+    the thread's settings (its metadata) come back with it."""
+    cl.user_session.set("notified", True)
     await cl.context.emitter.set_commands(COMMANDS)
     metadata = thread.get("metadata") or {}
     if isinstance(metadata, str):
