@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from vistarag.agent.settings import Settings
-from vistarag.ui.web.boot import FAVICON, LOGOS, prepare_root
+from vistarag.ui.web.boot import FAVICON, LOGOS, prepare_root, server_env
 from vistarag.ui.web.settings import UISettings
 
 NOISE = ("Translated markdown file", "Missing custom logo")
@@ -33,6 +33,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_the_server_does_not_inherit_ci_mode(tmp_path, monkeypatch):
+    """CI=true would make Chainlit's CLI run in its CI mode, which sets a fake OPENAI_API_KEY in
+    the server: the chat then offered OpenAI as a configured model (and no offline notice)."""
+    monkeypatch.setenv("CI", "true")
+    env = server_env(Settings(home=tmp_path, _env_file=None), UISettings(), None)
+    assert "CI" not in env and env["VISTARAG_HOME"] == str(tmp_path.resolve())
 
 
 def test_the_chat_starts_without_missing_file_warnings(tmp_path):

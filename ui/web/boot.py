@@ -117,6 +117,9 @@ def auth_secret(root: Path) -> str:
 def server_env(settings: Settings, ui: UISettings, kb: str | None) -> dict[str, str]:
     root = prepare_root(settings, ui)
     env = dict(os.environ)
+    # Chainlit's CLI reads CI=true (set by CI systems) as its own --ci flag, which puts a fake
+    # OPENAI_API_KEY in the server's environment: the chat would offer OpenAI as configured.
+    env.pop("CI", None)
     env["CHAINLIT_APP_ROOT"] = str(root)
     env["VISTARAG_HOME"] = str(settings.home.resolve())
     env.setdefault("CHAINLIT_AUTH_SECRET", auth_secret(root))
