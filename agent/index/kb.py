@@ -260,7 +260,7 @@ class KnowledgeBase:
         """True when HNSW should be (re)built: ``min_points`` or more points, and more new
         points since the last build than ``REINDEX_NEW_POINTS`` and ``REINDEX_FRACTION`` of all
         (searches scan new points exactly until then: milliseconds)."""
-        state = self.backend.index_state(self._target())
+        state = self.index_state()
         points, indexed = state["points"], state["indexed_points"]
         if state["building"] or points < min_points:
             return False
