@@ -174,8 +174,8 @@ def test_close_mid_build_cancels_and_the_next_open_sweeps(
 
 
 def test_an_indexed_shard_maps_vectors_and_per_document_indexes(tmp_path: Path) -> None:
-    """What an HNSW build writes opens without reading its vectors and its per-document indexes
-    into memory (``ON_DISK_FIELDS``), and filters by them as before; owner stays in memory."""
+    """What an HNSW build writes opens without reading its vectors and its payload indexes into
+    memory (``ON_DISK_FIELDS``: owner and modality too), and filters by them as before."""
     import qdrant_edge as qe
 
     from vistarag.agent.index.payload_indexes import ON_DISK_FIELDS
@@ -196,11 +196,13 @@ def test_an_indexed_shard_maps_vectors_and_per_document_indexes(tmp_path: Path) 
              for p in (tmp_path / "s").glob("segments/*/payload_index/config.json")]
     immutable = [t for t in built if t["doc_id"][0].get("mutability") == "immutable"]
     assert immutable, built
+    assert {"doc_id", "owner", "page"} <= set(immutable[0])
     for field in ON_DISK_FIELDS:
         if field in immutable[0]:
             assert immutable[0][field][0]["storage_type"] == {"mmap": {"is_on_disk": True}}
-    assert immutable[0]["owner"][0]["storage_type"] == {"mmap": {"is_on_disk": False}}
     reopened = qe.EdgeShard.load(str(tmp_path / "s"))
     flt = qe.Filter(must=[qe.FieldCondition(key="doc_id", match=qe.MatchValue(value="d7"))])
     assert reopened.count(qe.CountRequest(filter=flt)) == 30
+    alice = qe.Filter(must=[qe.FieldCondition(key="owner", match=qe.MatchValue(value="alice"))])
+    assert reopened.count(qe.CountRequest(filter=alice)) == 9_000
     reopened.close()

@@ -66,6 +66,11 @@ class IndexBackend(Protocol):
         """``points``, ``indexed_points`` (covered by the last build), ``building`` (a state
         while a build runs, else None)."""
         ...
+    def warm_up(self, name: str, wait: bool = False) -> bool:
+        """Start reading ``name``'s files into the OS page cache in the background, so the first
+        searches of a long-running process do not wait on the disk (``wait``: until read).
+        True when started."""
+        ...
     def close(self) -> None: ...
 
 
@@ -104,6 +109,14 @@ def get_backend(settings: Settings) -> IndexBackend:
         return backend
 
 
+_exiting = threading.Event()
+
+
+def process_exiting() -> bool:
+    """True once the interpreter has begun to exit (``close_all`` runs at exit)."""
+    return _exiting.is_set()
+
+
 def close_all() -> None:
     """Close every backend (tests and process exit); later calls reopen."""
     with _lock:
@@ -116,4 +129,9 @@ def close_all() -> None:
         _backends.clear()
 
 
-atexit.register(close_all)
+def _close_at_exit() -> None:
+    _exiting.set()  # an Edge backend then keeps the OS page cache for the next process
+    close_all()
+
+
+atexit.register(_close_at_exit)

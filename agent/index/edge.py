@@ -10,6 +10,7 @@ builds HNSW, which ingest does for large collections only (see ``KnowledgeBase.o
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -25,7 +26,8 @@ import qdrant_edge as qe
 from vistarag.agent.errors import VistaRAGError
 from vistarag.agent.index import edge_convert as cv
 from vistarag.agent.index import filters as models
-from vistarag.agent.index.backend import CollectionSpec
+from vistarag.agent.index import prefetch
+from vistarag.agent.index.backend import CollectionSpec, process_exiting
 from vistarag.agent.index.edge_build import (
     CATCH_UP_UNDER_LOCK,
     EXPORT_PAGE,
@@ -477,6 +479,18 @@ class EdgeBackend:
             build.cancel()
             build.finished.wait(timeout=30)
 
+    def warm_up(self, name: str, wait: bool = False) -> bool:
+        """Read the serving shard's files into the page cache, in a child process (see
+        ``prefetch``): a long-running process's first searches then do not wait on the disk.
+        Searches made while it reads wait longer (the first, up to a second at 500k points)."""
+        with self._lock:
+            self._shard(name)  # raises for an unknown collection
+            folder = self._shard_dir(name)
+        child = prefetch.start(folder)
+        if wait:
+            child.wait()
+        return True
+
     def points(self, name: str) -> int:
         with self._lock:
             return int(self._shard(name).info().points_count)
@@ -488,12 +502,31 @@ class EdgeBackend:
             private_tree(self.root)
 
     def close(self) -> None:
+        """Close every shard and release the index. At process exit the shards are flushed and
+        left open instead (see ``_leave_open``)."""
         for name in list(self._builds):
             self._cancel_build(name)
         with self._lock:
+            exiting = process_exiting()
             for shard in self._shards.values():
-                shard.close()
+                if exiting:
+                    _leave_open(shard)
+                else:
+                    shard.close()
             self._shards.clear()
             private_tree(self.root)
-            release(self._fd)
-            self._fd = None
+            if not exiting:  # at exit the lock goes with the process, after Edge's own
+                release(self._fd)
+                self._fd = None
+
+
+def _leave_open(shard: qe.EdgeShard) -> None:
+    """Flush ``shard`` and never drop it: the process ends with it open.
+
+    Closing (or dropping) an Edge shard evicts its files from the OS page cache, so the next
+    process would read every vector it touches from disk: at 541k points the first 200 queries
+    of a fresh process took p50/p95 29/90 ms instead of 7/13. A flushed shard loses nothing when
+    its process ends (its write-ahead log is replayed on the next open, as after a crash), and
+    the kernel drops the file locks with the process."""
+    shard.flush()
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(shard))  # never deallocated, so never dropped

@@ -279,6 +279,11 @@ class KnowledgeBase:
     def index_state(self) -> dict[str, Any]:
         return self.backend.index_state(self._target())
 
+    def warm_up(self, wait: bool = False) -> bool:
+        """Start reading the index's files into the page cache (a long-running process, before
+        its first search; ``wait``: until read); True when started."""
+        return self.backend.warm_up(self._target(), wait=wait)
+
     # ---- reads -----------------------------------------------------------------------------
     def scroll(
         self,

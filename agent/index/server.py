@@ -242,5 +242,8 @@ class ServerBackend:
         return {"points": int(info.points_count or 0),
                 "indexed_points": int(info.indexed_vectors_count or 0), "building": None}
 
+    def warm_up(self, name: str, wait: bool = False) -> bool:
+        return False  # the server keeps its own caches
+
     def close(self) -> None:
         self.client.close()

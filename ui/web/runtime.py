@@ -105,7 +105,10 @@ class ChatRuntime:
             return self._graph
 
     def warm_up(self) -> None:
-        """Load the models before the first question (in a worker thread)."""
+        """Load the models and read the index into the page cache before the first question
+        (in a worker thread)."""
+        with contextlib.suppress(Exception):  # a missing knowledge base is said elsewhere
+            self.engine.kb().warm_up()
         with contextlib.suppress(Exception):
             _ = self.engine.models.text_encoder
             _ = self.engine.models.joint
