@@ -14,10 +14,11 @@ query and its RSS (all, and anonymous: the file-mapped rest is the page cache's)
 queries' p50/p95, all on an empty page cache (the index's files evicted first, as after a
 reboot: this VM also reclaims page cache idle for about a minute); in-process query p50/p95
 once the index is read into the page cache, as the chat does at start (fused text + joint +
-lexical, owner-filtered, as the app searches); and top-10 overlap with an exact search. On Edge from ``HNSW_MIN_POINTS`` points, HNSW is built as
-``vistarag ingest`` builds it, in the background, while this process keeps searching (a query
-every 0.1 s) and ingesting (100 points every 2 s): the longest query and upsert during the build
-are the stall a user would feel. A fresh ``vistarag search`` (the real CLI: imports, the text
+lexical, owner-filtered, as the app searches); and top-10 overlap with an exact search. On Edge
+from ``HNSW_MIN_POINTS`` points, HNSW is built as ``vistarag ingest`` builds it, in the
+background, while this process keeps searching (a query every 0.1 s) and ingesting (100 points
+every 2 s): the longest query (with the build's stage then) and upsert during the build are the
+stall a user would feel. A fresh ``vistarag search`` (the real CLI: imports, the text
 model, the index) is timed on the built data dir, as on ``--filings-home`` (a data dir built by
 ``bench_filings --home``): once on an empty page cache, then the median of three more.
 """
@@ -219,10 +220,13 @@ def build_while_serving(backend: EdgeBackend, kb: KnowledgeBase, n: int) -> dict
     kb.optimize(HNSW_MIN_POINTS, wait=False)
     build = backend._builds[kb.physical()]
     q_lat, u_lat, added, i = [], [], 0, 0
+    slowest = ("", 0.0)  # the build's state when the longest query ran
     while build.running:
-        t0 = time.perf_counter()
+        state, t0 = build.state, time.perf_counter()
         kb.search(qs[i % len(qs)], 10, owner)
         q_lat.append(time.perf_counter() - t0)
+        if q_lat[-1] > slowest[1]:
+            slowest = (f"{state}/{build.state}" if build.state != state else state, q_lat[-1])
         if i % 20 == 19:
             part = synthetic(100, n + added, seed=5)
             t0 = time.perf_counter()
@@ -235,6 +239,8 @@ def build_while_serving(backend: EdgeBackend, kb: KnowledgeBase, n: int) -> dict
         raise SystemExit(f"HNSW build {build.state}: {build.error}")
     return {"build_s": time.perf_counter() - started, "queries_during": len(q_lat),
             "max_query_s": max(q_lat, default=0.0), "max_upsert_s": max(u_lat, default=0.0),
+            "p50_query_s": statistics.median(q_lat) if q_lat else 0.0,
+            "slowest_during": slowest[0], "swap": build.timings,
             "added_during": added}
 
 
@@ -347,9 +353,11 @@ def main(argv: list[str] | None = None) -> None:
                 builds.append(r)
     for r in builds:
         print(f"HNSW build at {r['n']:,} points: {r['build_s']:.0f} s in the background; "
-              f"meanwhile {r['queries_during']} searches (longest {1000 * r['max_query_s']:.0f} "
-              f"ms) and {r['added_during']} points upserted (longest batch "
-              f"{1000 * r['max_upsert_s']:.0f} ms), all served by the built index after")
+              f"meanwhile {r['queries_during']} searches (median {1000 * r['p50_query_s']:.0f} ms, "
+              f"longest {1000 * r['max_query_s']:.0f} ms, while {r['slowest_during']}) and "
+              f"{r['added_during']} points upserted (longest batch "
+              f"{1000 * r['max_upsert_s']:.0f} ms), all served by the built index after; "
+              "swap steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in r["swap"].items()))
     if args.filings_home:
         cold, warm = cli_search(args.filings_home, "What was total revenue?", "filings")
         print(f"filings: fresh `vistarag search` {cold:.2f} s on an empty page cache, "

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -423,18 +424,25 @@ class EdgeBackend:
     def _swap_in(self, build: IndexBuild) -> None:
         """Bring the built shard up to date with the serving one, then serve it."""
         name = build.collection
+        started = time.perf_counter()
         built = qe.EdgeShard.load(str(build.folder))
+        build.timings["load"] = time.perf_counter() - started
         try:
             while True:
                 with self._lock:
                     if build.state == "cancelled":
                         raise VistaRAGError("cancelled")
                     if len(build.dirty) + len(build.deletes) <= CATCH_UP_UNDER_LOCK:
+                        started = time.perf_counter()
                         self._catch_up(name, built, *build.take_changes())
+                        build.timings["last catch-up"] = time.perf_counter() - started
                         self._serve(name, built, build)
                         return
                     changes = build.take_changes()
+                started = time.perf_counter()
                 self._catch_up(name, built, *changes)
+                build.timings["catch-up"] = (build.timings.get("catch-up", 0.0)
+                                             + time.perf_counter() - started)
         except BaseException:
             built.close()
             raise
@@ -458,11 +466,13 @@ class EdgeBackend:
 
     def _serve(self, name: str, built: qe.EdgeShard, build: IndexBuild) -> None:
         """Under the lock: the built shard serves from now on; the old one's files go."""
+        started = time.perf_counter()
         built.flush()
         old_dir = self._shard_dir(name)
         old = self._shards.pop(name, None)
         if old is not None:
             old.close()
+        build.timings["close old"] = time.perf_counter() - started
         self._shards[name] = built
         spec = self._spec(name)
         spec.update(shard=build.generation, indexed_points=int(built.info().points_count))

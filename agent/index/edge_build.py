@@ -55,6 +55,7 @@ class IndexBuild:
     deletes: list[Any] = field(default_factory=list)  # filters deleted by since then
     finished: threading.Event = field(default_factory=threading.Event)
     process: subprocess.Popen[bytes] | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per swap step
 
     @property
     def running(self) -> bool:
