@@ -188,16 +188,16 @@ def evict(folder: Path) -> None:
 
 
 def fresh_probe(kind: str, folder: Path, home: Path, count: int) -> dict[str, float]:
-    """A new Python process on an empty page cache: import, open, first query (seconds, RSS
-    MiB, anonymous MiB), then its first ``count`` queries, nothing warmed (p50/p95 ms)."""
+    """A new Python process on an empty page cache: import, open, first query (seconds from
+    its first line, RSS MiB, anonymous MiB), then its first ``count`` queries, nothing warmed
+    (p50/p95 ms)."""
     evict(folder)
-    started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", PROBE, kind, str(folder), str(home), str(count)],
                          capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
-    _, rss, anon, p50, p95, _ = out.stdout.split()
-    return {"fresh_s": time.perf_counter() - started, "rss_mib": float(rss),
+    took, rss, anon, p50, p95, _ = out.stdout.split()
+    return {"fresh_s": float(took), "rss_mib": float(rss),
             "anon_mib": float(anon), "cold_p50": float(p50), "cold_p95": float(p95)}
 
 
