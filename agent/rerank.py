@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from vistarag.agent import docmeta, metric_terms
+from vistarag.agent import docmeta, metric_terms, time_mentions
 from vistarag.agent.ingest.tables import chunk_title
 from vistarag.agent.lexical import BM25, LexicalScores, analyze, entity_terms, quoted_phrases
 from vistarag.agent.types import Hit
@@ -97,6 +97,8 @@ class HybridConfig:
     exact_boost: float = 2.0  # z-units when a short query / quoted phrase occurs verbatim
     doc_weight: float = 1.0  # z-units for a document whose company / year / form the query names
     statement_weight: float = 3.0  # z-units for a table titled as the statement the query names
+    time_weight: float = 2.0  # z-units for a video span holding a moment the query names
+    time_window: float = 5.0  # seconds away from that moment at which the preference is gone
 
 
 def _zscores(values: Sequence[float]) -> list[float]:
@@ -233,6 +235,26 @@ def doc_signal(query: str, hits: Sequence[Hit], weight: float) -> list[float]:
     return [weight * docmeta.match(scope, m) for m in metas]
 
 
+def time_signal(query: str, hits: Sequence[Hit], weight: float, window: float) -> list[float]:
+    """Per-hit preference for the moments a query names ("at 1:23", "six and a half seconds
+    in"): ``weight`` z-units for a timed hit (keyframe, transcript line, clip) whose span holds
+    one, falling to 0 at ``window`` seconds from it; 0 for untimed hits or no moment named."""
+    if not any(h.t_start is not None for h in hits):
+        return [0.0] * len(hits)
+    wanted = time_mentions.moments(query)
+    if not wanted:
+        return [0.0] * len(hits)
+    out = []
+    for h in hits:
+        if h.t_start is None:
+            out.append(0.0)
+            continue
+        end = h.t_end if h.t_end is not None else h.t_start
+        gap = min(max(0.0, h.t_start - t, t - end) for t in wanted)
+        out.append(weight * max(0.0, 1.0 - gap / window))
+    return out
+
+
 def statement_signal(
     statements: Sequence[str], titles: Sequence[str], weight: float
 ) -> list[float]:
@@ -275,11 +297,13 @@ class HybridReranker:
             lexical = [max(a, b) for a, b in zip(lexical, asked, strict=True)]
         meta = doc_signal(query.text, hits, self.config.doc_weight)
         table = statement_signal(query.statements, titles, self.config.statement_weight)
-        scores = [sum(parts) for parts in zip(dense, lexical, meta, table, strict=True)]
+        moment = time_signal(plain or query.text, hits, self.config.time_weight,
+                             self.config.time_window)
+        scores = [sum(parts) for parts in zip(dense, lexical, meta, table, moment, strict=True)]
         parts = [
             {"dense": round(d, 4), "lexical": round(x, 4), "doc": round(m, 4),
-             "statement": round(t, 4)}
-            for d, x, m, t in zip(dense, lexical, meta, table, strict=True)
+             "statement": round(t, 4), "time": round(w, 4)}
+            for d, x, m, t, w in zip(dense, lexical, meta, table, moment, strict=True)
         ]
         return _finish(hits, scores, parts, top_k, self.name)
 
