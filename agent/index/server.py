@@ -1,7 +1,9 @@
 """The index over a ``QdrantClient``: a Qdrant server or cluster (``QDRANT_URL``).
 
 The same calls run on qdrant-client's local mode (``QdrantClient(path=...)``), which the tests
-use to check that this backend and the Edge backend rank the same corpus the same way.
+use to check that this backend and the Edge backend rank the same corpus the same way; over
+HTTP they are tested against a loopback server speaking the Qdrant REST API
+(``tests/qdrant_rest.py``).
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class ServerBackend:
         self.client = client
         self.local = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
         self.location = "qdrant-client local mode" if self.local else str(
-            getattr(client, "_client", client).__dict__.get("_rest_uri", "Qdrant server"))
+            getattr(getattr(client, "_client", client), "rest_uri", None) or "Qdrant server")
         tune_local_storage(client)
 
     # ---- collections, metadata, aliases -------------------------------------------------------
