@@ -349,7 +349,8 @@ async def turn(server: Server, client: httpx.Client, thread_id: str, text: str) 
     await sio.connect(server.url, socketio_path="/ws/socket.io", transports=["websocket"],
                       headers={"Cookie": cookie},
                       auth={"sessionId": str(uuid.uuid4()), "clientType": "webapp",
-                            "threadId": thread_id, "userEnv": "{}", "chatProfile": None})
+                            "threadId": thread_id, "userEnv": "{}", "chatProfile": None},
+                      wait_timeout=15)  # the default 1 s failed once on a loaded machine
     try:
         await sio.emit("connection_successful")
         await asyncio.wait_for(ended.wait(), timeout=60)  # on_chat_start ran
