@@ -8,6 +8,7 @@ return the same points with the same fused (RRF) scores for every query and filt
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,15 +71,21 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> tuple[KnowledgeBase, Know
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         local = ServerBackend(QdrantClient(path=str(root / "local")))
+    made = filled(settings, edge, local)
+    yield made[0], made[1]
+    edge.close()
+    local.close()
+
+
+def filled(settings: Settings, *backends: Any) -> list[KnowledgeBase]:
+    """Knowledge base "same" with the corpus, on each backend."""
     made = []
-    for backend in (edge, local):
+    for backend in backends:
         kb = KnowledgeBase(settings, "same", backend)
         kb.ensure(RECORD, owner="alice")
         kb.upsert(corpus(), batch=64)
         made.append(kb)
-    yield made[0], made[1]
-    edge.close()
-    local.close()
+    return made
 
 
 def ranking(hits) -> tuple[list[float], list[tuple[float, str]]]:  # type: ignore[no-untyped-def]

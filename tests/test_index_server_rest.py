@@ -11,8 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.qdrant_rest import QdrantRestServer
-from tests.test_index_backends import RECORD, corpus, queries, ranking
-from vistarag.agent.index import KnowledgeBase
+from tests.test_index_backends import corpus, filled, queries, ranking
 from vistarag.agent.index.backend import get_backend
 from vistarag.agent.index.edge import EdgeBackend
 from vistarag.agent.index.records import field_filter
@@ -30,13 +29,8 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
                             _env_file=None)
         backend = get_backend(settings)  # what QDRANT_URL selects
         assert isinstance(backend, ServerBackend) and backend.location.startswith(server.url)
-        made = []
-        for b in (backend, edge):
-            kb = KnowledgeBase(settings, "same", b)
-            kb.ensure(RECORD, owner="alice")
-            kb.upsert(corpus(), batch=64)
-            made.append(kb)
-        yield server, made[0], made[1]
+        http, on_edge = filled(settings, backend, edge)
+        yield server, http, on_edge
         backend.close()
     edge.close()
 
