@@ -51,6 +51,7 @@ from vistarag.agent.index import (  # noqa: E402
 )
 from vistarag.agent.index.edge import EdgeBackend  # noqa: E402
 from vistarag.agent.index.filters import SparseVector  # noqa: E402
+from vistarag.agent.index.prefetch import evict  # noqa: E402
 from vistarag.agent.models import TEXT_BRIDGE  # noqa: E402
 from vistarag.agent.settings import Settings  # noqa: E402
 
@@ -174,24 +175,11 @@ def disk_mib(path: Path) -> float:
     return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def evict(folder: Path) -> None:
-    """Drop ``folder``'s files from the OS page cache (what no process maps), as after a
-    reboot or on a machine that reclaims idle page cache (this VM does, after about 60 s)."""
-    for path in folder.rglob("*"):
-        with contextlib.suppress(OSError):
-            if path.is_file():
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                finally:
-                    os.close(fd)
-
-
 def fresh_probe(kind: str, folder: Path, home: Path, count: int) -> dict[str, float]:
     """A new Python process on an empty page cache: import, open, first query (seconds from
     its first line, RSS MiB, anonymous MiB), then its first ``count`` queries, nothing warmed
     (p50/p95 ms)."""
-    evict(folder)
+    evict(folder)  # as after a reboot; this VM also reclaims page cache idle for about 60 s
     out = subprocess.run([sys.executable, "-c", PROBE, kind, str(folder), str(home), str(count)],
                          capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:

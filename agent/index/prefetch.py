@@ -23,12 +23,13 @@ from pathlib import Path
 CHUNK = 8 << 20
 
 
-def prefetch(folder: Path, chunk: int = CHUNK) -> int:
-    """Ask the kernel to read every file under ``folder`` into the page cache; bytes asked.
-    Files that vanish meanwhile (a swap, a merge) are skipped; not Linux: nothing is done."""
-    asked = 0
+def advise(folder: Path, advice: int, chunk: int = 0) -> int:
+    """``posix_fadvise`` every file under ``folder`` with ``advice``, ``chunk`` bytes a call (0:
+    the whole file in one); bytes advised. Files that vanish meanwhile (a swap, a merge) are
+    skipped; not Linux: nothing is done."""
+    advised = 0
     if not hasattr(os, "posix_fadvise"):
-        return asked
+        return advised
     for path in sorted(Path(folder).rglob("*")):
         with contextlib.suppress(OSError):
             if not path.is_file():
@@ -36,12 +37,23 @@ def prefetch(folder: Path, chunk: int = CHUNK) -> int:
             fd = os.open(path, os.O_RDONLY)
             try:
                 size = os.fstat(fd).st_size
-                for at in range(0, size, chunk):
-                    os.posix_fadvise(fd, at, min(chunk, size - at), os.POSIX_FADV_WILLNEED)
-                asked += size
+                for at in range(0, size, chunk or max(size, 1)):
+                    os.posix_fadvise(fd, at, min(chunk, size - at) if chunk else 0, advice)
+                advised += size
             finally:
                 os.close(fd)
-    return asked
+    return advised
+
+
+def prefetch(folder: Path, chunk: int = CHUNK) -> int:
+    """Ask the kernel to read every file under ``folder`` into the page cache; bytes asked."""
+    return advise(folder, getattr(os, "POSIX_FADV_WILLNEED", 0), chunk)
+
+
+def evict(folder: Path) -> int:
+    """Drop ``folder``'s files from the page cache (the pages no process maps), as a reboot
+    would; bytes advised."""
+    return advise(folder, getattr(os, "POSIX_FADV_DONTNEED", 0))
 
 
 def start(folder: Path) -> subprocess.Popen[bytes]:
