@@ -124,8 +124,8 @@ def new_shard(path: Path, spec: dict[str, Any], indexed: bool = False) -> qe.Edg
     """An empty shard in ``path`` with our vectors (``spec``: dense sizes, sparse names) and
     payload indexes. An ``indexed`` shard (one an HNSW build makes: 50,000 points and more)
     keeps its dense vectors on disk, mapped, not read into memory when it opens: at 500k points
-    it opened in 1.6 s instead of 2.6 with 0.5-0.8 GB resident instead of 2.5 (query p95 19 ms
-    on a converted shard, 90 ms on a fresh build on this VM: see the README); a small shard,
+    it opened in 1.6 s instead of 2.6 with 0.5-0.8 GB resident instead of 2.5 (query p95 13 ms
+    once its files are in the page cache: see ``warm_up`` and ``_leave_open``); a small shard,
     searched exactly, keeps them in memory."""
     on_disk = True if indexed else None
     config = qe.EdgeConfig(
