@@ -96,7 +96,10 @@ class HybridConfig:
     identifier_boost: float = 3.0  # z-units when every query identifier matches whole
     exact_boost: float = 2.0  # z-units when a short query / quoted phrase occurs verbatim
     doc_weight: float = 1.0  # z-units for a document whose company / year / form the query names
-    statement_weight: float = 3.0  # z-units for a table titled as the statement the query names
+    # z-units for a table titled as the statement the query names: more than a full lexical
+    # match (3.0), which at equal weight left the named statement and another table to a
+    # dense tie (0.003 cosine apart in tests/test_metric_terms) that int8 noise decided
+    statement_weight: float = 3.5
     time_weight: float = 2.0  # z-units for a video span holding a moment the query names
     time_window: float = 5.0  # seconds away from that moment at which the preference is gone
 

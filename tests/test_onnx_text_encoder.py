@@ -119,7 +119,8 @@ DOCUMENTS = [
 
 
 def test_int8_export_stays_close_to_the_model_and_batches_like_it(tmp_path: Path) -> None:
-    """int8 weights move vectors a little (cosine >= 0.97 here, 0.993 mean on the filings);
+    """int8 weights move vectors a little (cosine >= 0.996 here, 0.998 mean on filings text,
+    see ``onnx_text._quantize``);
     batching by length and the per-call token cap give the vectors one text at a time does."""
     model_dir = resolve_text_model(SPEC)
     st = load_text_embedder(SPEC)
@@ -132,7 +133,7 @@ def test_int8_export_stays_close_to_the_model_and_batches_like_it(tmp_path: Path
     assert fp32 is not None and int8 is not None
     reference = st.encode_document(DOCUMENTS)
     close = (int8.encode_document(DOCUMENTS) * reference).sum(axis=1)
-    assert np.all(close > 0.97) and close.mean() < 0.99999, close  # close, not the same
+    assert np.all(close > 0.99) and close.mean() < 0.99999, close  # close, not the same
     for encoder in (fp32, int8):  # a text's vector does not depend on its batch-mates
         one_by_one = np.vstack([encoder.encode_document([d], batch_size=1) for d in DOCUMENTS])
         batched = encoder.encode_document(DOCUMENTS, batch_size=4)
@@ -204,3 +205,4 @@ def test_int8_weights_use_seven_bits_so_no_cpu_saturates_them(tmp_path: Path) ->
                  if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized")]
     assert quantized, "no int8 weights in the export"
     assert max(int(np.abs(w.astype(np.int16)).max()) for w in quantized) <= 64
+
