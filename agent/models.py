@@ -26,8 +26,8 @@ class Models:
     """Lazy access to the configured models; each loads once per process.
 
     Nothing heavy is imported until a model is used: onnxruntime with the first
-    ``text_encoder`` access (sentence-transformers, transformers and torch too when the ONNX
-    export is still to be made), sentence-transformers with ``text`` or ``joint``, RapidOCR
+    ``text_encoder`` access (an ONNX export still to be made is made by a child process, so
+    torch stays out of this one), sentence-transformers with ``text`` or ``joint``, RapidOCR
     with the first ``ocr``.
     """
 
@@ -45,8 +45,8 @@ class Models:
     @property
     def text_encoder(self) -> SentenceEmbedder | OnnxTextEncoder:
         """What encodes text documents and queries, per ``Settings.text_backend``: an ONNX
-        export of the text model (made on first use, then loaded without torch) or the
-        sentence-transformers model itself. Loaded once; a caller arriving while another
+        export of the text model (made on first use by a child process, loaded without torch)
+        or the sentence-transformers model itself. Loaded once; a caller arriving while another
         thread loads it waits for that load."""
         with self._text_encoder_lock:
             if self._text_encoder is None:
@@ -60,7 +60,10 @@ class Models:
         int8 = s.text_backend == "onnx-int8"
         model_dir = resolve_text_model(s.text_model)
         encoder = onnx_text.load(s.text_model, model_dir, s.model_cache, int8)
-        if encoder is None and onnx_text.export(self.text.model, model_dir, s.model_cache, int8):
+        if encoder is None and onnx_text.pipeline_of(model_dir) is not None and (
+            onnx_text.export_in_child(model_dir, s.model_cache, int8)
+            or onnx_text.export(self.text.model, model_dir, s.model_cache, int8)
+        ):
             encoder = onnx_text.load(s.text_model, model_dir, s.model_cache, int8)
         return encoder or self.text
 

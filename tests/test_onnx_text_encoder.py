@@ -206,3 +206,27 @@ def test_int8_weights_use_seven_bits_so_no_cpu_saturates_them(tmp_path: Path) ->
     assert quantized, "no int8 weights in the export"
     assert max(int(np.abs(w.astype(np.int16)).max()) for w in quantized) <= 64
 
+
+def test_the_export_is_made_in_a_child_so_this_process_never_holds_torch(tmp_path: Path) -> None:
+    """The first use of the encoder on a machine exports the model: in a child process, so
+    torch and the export's 1.2 GB peak never reach the process that ingests or serves."""
+    cache = tmp_path / "cache"
+    probe = (
+        "import re, sys\n"
+        "from vistarag.agent.models import Models\n"
+        "from vistarag.agent.settings import Settings\n"
+        f"models = Models(Settings(_env_file=None, home={str(tmp_path / 'home')!r}, "
+        f"model_cache={str(cache)!r}, joint_model='none'))\n"
+        "encoder = models.text_encoder\n"
+        "status = open('/proc/self/status').read()\n"  # VmHWM: this process's own peak
+        "peak = int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) // 1024\n"
+        "print('ENCODER', type(encoder).__name__, 'torch' in sys.modules, peak)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=600)
+    name, imported_torch, peak_mib = done.stdout.split("ENCODER")[1].split()
+    assert (name, imported_torch) == ("OnnxTextEncoder", "False"), done.stdout + done.stderr
+    assert int(peak_mib) < 500, peak_mib
+    assert [p.name.endswith("-int8.onnx") for p in cache.glob("*.onnx")] == [True]
+    # A model the export cannot reproduce starts no child at all.
+    assert onnx_text.export_in_child(tmp_path / "missing", cache) is None
