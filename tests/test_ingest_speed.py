@@ -194,3 +194,65 @@ def test_cli_ingest_takes_workers(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "4 files: 4 added" in result.stderr
     assert bad.exit_code == 2 and "--workers" in bad.output
+
+
+def _embed_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("ingest-embed")]
+
+
+def _home_free(payload: dict) -> dict:
+    """A payload without its document id (keyed by each data dir's own secret)."""
+    out = {k: v for k, v in payload.items() if k != "doc_id"}
+    out["metadata"] = {k: v for k, v in payload["metadata"].items() if k != "doc_id"}
+    return out
+
+
+def test_a_batch_in_flight_stores_what_one_batch_stores(tmp_path: Path) -> None:
+    """Batches of 3 units (the next one embedding while the last is written) store the very
+    points, payloads and vectors that one batch of 128 stores: pooled page vectors, document
+    metadata and the completion flag included."""
+    pdf = make_glyph_pdf(tmp_path / "glyphs.pdf", pages=8)
+    stored = []
+    for units in (3, 128):
+        settings = Settings(_env_file=None, home=tmp_path / f"home{units}", joint_model="none",
+                            synthesizer="extractive", ingest_batch_units=units)
+        engine = Engine(settings)
+        assert engine.ingestor().ingest_paths([pdf]).count("added") == 1
+        stored.append({p.payload["unit"]: p for p in engine.kb().scroll(with_vectors=True)})
+    small, big = stored
+    assert small.keys() == big.keys() and len(big) > 16
+    for unit, point in big.items():
+        assert _home_free(small[unit].payload) == _home_free(point.payload), unit
+        assert small[unit].vector.keys() == point.vector.keys(), unit
+        np.testing.assert_allclose(small[unit].vector["text"], point.vector["text"], atol=1e-6)
+    assert sum(1 for p in big.values() if p.payload.get("complete")) == 1
+    assert not _embed_threads()
+
+
+def test_an_extractor_failing_with_a_batch_in_flight_stores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from vistarag.agent.errors import IngestError
+    from vistarag.agent.ingest import pipeline
+
+    real = pipeline.get_extractor("pdf")
+
+    def cut(path: Path, ctx: object):
+        for n, group in enumerate(real.extract(path, ctx), 1):
+            yield group
+            if n == 5:
+                raise IngestError(str(path), "the file was cut off at page 6")
+
+    pdf = make_glyph_pdf(tmp_path / "glyphs.pdf", pages=8)
+    settings = Settings(_env_file=None, home=tmp_path / "home", joint_model="none",
+                        synthesizer="extractive", ingest_batch_units=3)
+    engine = Engine(settings)
+    monkeypatch.setattr(pipeline, "get_extractor", lambda kind: replace(real, extract=cut))
+    report = engine.ingestor().ingest_paths([pdf])
+    assert report.count("error") == 1 and "cut off at page 6" in report.results[0].message
+    assert not _embed_threads()
+    assert not [p for p in engine.kb().scroll() if p.payload.get("complete")]
+    monkeypatch.undo()
+    assert engine.ingestor().ingest_paths([pdf]).count("added") == 1  # nothing half-stored

@@ -16,6 +16,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -370,10 +371,11 @@ def write_version(
     started = time.perf_counter()
     spec = get_extractor(plan.kind)
     # the next groups are extracted while this one is embedded (bounded read-ahead)
-    with contextlib.closing(read_ahead(spec.extract(Path(plan.path), ctx))) as groups:
+    with contextlib.closing(read_ahead(spec.extract(Path(plan.path), ctx))) as groups, \
+            contextlib.closing(writer):
         for group in groups:
             writer.add(group)
-    writer.finish()
+        writer.finish()
     writer.seconds["total_s"] = time.perf_counter() - started
     return FileResult(
         plan.path,
@@ -394,6 +396,10 @@ class _BatchWriter:
 
     What it keeps across batches: blob references by unit key (so a later unit may cite an
     earlier unit's image), per-space running sums for pooled summary units, and counts.
+
+    One batch is in flight: a batch's texts start embedding (on the encoder's threads) as soon
+    as it is full, and the batch before it is written (lexical vectors, blobs, upsert) while
+    they run, so the cores are not left idle between batches. Batches are written in order.
     """
 
     def __init__(
@@ -422,6 +428,8 @@ class _BatchWriter:
         self.doc: dict[str, Any] | None = None  # document metadata, known after the head pages
         self.held: list[PointRecord] = []  # points waiting for it
         self.seconds: Counter[str] = Counter()  # where the time went: embed, blobs, upsert
+        self.in_flight: _Batch | None = None  # embedding; written at the next flush or finish
+        self._embedder: ThreadPoolExecutor | None = None
         batch = max(1, settings.ingest_batch_units)
         self.max_units = batch
         self.max_images = max(2, min(IMAGES_PER_BATCH, batch // 4))
@@ -445,6 +453,7 @@ class _BatchWriter:
         """Write what is left (with the document's metadata: company, form, fiscal year, see
         ``docmeta``), then flag the last point: the version is complete."""
         self.flush()
+        self._write(self._take_in_flight())
         self._describe()
         if self.last_id is None:
             return
@@ -452,17 +461,67 @@ class _BatchWriter:
         self.sink.set_payload([self.last_id], {COMPLETE: True})
         docmeta.invalidate_catalog()
 
+    def close(self) -> None:
+        """Wait for the batch in flight, written or not (an extractor failed), and stop the
+        embedding thread."""
+        batch, self.in_flight = self.in_flight, None
+        if batch is not None and batch.text_vectors is not None:
+            with contextlib.suppress(Exception):
+                batch.text_vectors.result()
+        if self._embedder is not None:
+            self._embedder.shutdown(wait=True)
+            self._embedder = None
+
     def flush(self) -> None:
+        """Start embedding the pending groups, and write the batch that was in flight."""
         if not self.groups:
             return
         groups, self.groups = self.groups, []
         self.pending_units = self.pending_images = 0
+        started = self._start(groups)
+        self._write(self._take_in_flight())
+        self.in_flight = started
+
+    def _take_in_flight(self) -> _Batch | None:
+        batch, self.in_flight = self.in_flight, None
+        return batch
+
+    def _start(self, groups: list[list[Unit]]) -> _Batch:
+        """The batch of ``groups``, its texts embedding on another thread (the encoder's
+        threads release the GIL; this one only waits for them)."""
         units = [u for g in groups for u in g]
+        by_key = {u.key: i for i, u in enumerate(units)}
+        pooled: dict[int, list[int]] = {}  # unit -> the units whose text vectors make its own
+        for i, unit in enumerate(units):
+            sources = [by_key[k] for k in unit.text_vector_from
+                       if k in by_key and units[by_key[k]].text.strip()]
+            if sources:
+                pooled[i] = sources
+        text_idx = [i for i, u in enumerate(units) if u.text.strip() and i not in pooled]
+        batch = _Batch(units, pooled, text_idx)
+        if text_idx:
+            if self._embedder is None:
+                self._embedder = ThreadPoolExecutor(1, thread_name_prefix="ingest-embed")
+            texts = [units[i].dense_text or units[i].text for i in text_idx]
+            batch.text_vectors = self._embedder.submit(self._embed_texts, texts)
+        return batch
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        with self.timed("embed_text_s"):
+            return self.models.text_encoder.encode_document(
+                texts, batch_size=TEXT_BATCH, max_tokens=self.settings.text_max_tokens
+            )
+
+    def _write(self, batch: _Batch | None) -> None:
+        """Vectors, blobs and points of ``batch``; upserted once the document is described."""
+        if batch is None:
+            return
+        units = batch.units
         if self.doc is None:
             docmeta.head_texts(units, self.head_texts)
         if not self.pdf_meta and units and units[0].payload.get("pdf_title"):
             self.pdf_meta["title"] = units[0].payload["pdf_title"]
-        self.held += self._points(groups)
+        self.held += self._points(batch)
         past_head = any((u.page or 0) > docmeta.BODY_PAGES for u in units)
         if self.doc is not None or past_head or len(self.held) >= MAX_HELD_POINTS:
             self._describe()
@@ -486,26 +545,17 @@ class _BatchWriter:
         self.first_id = self.first_id or points[0].id
         self.by_modality.update(p.payload["modality"] for p in points)
 
-    def _vectors(self, units: list[Unit]) -> list[dict[str, Any]]:
+    def _vectors(self, batch: _Batch) -> list[dict[str, Any]]:
         models_ = self.models
+        units = batch.units
         vectors: list[dict[str, Any]] = [{} for _ in units]
-        by_key = {u.key: i for i, u in enumerate(units)}
-        pooled: dict[int, list[int]] = {}  # unit -> the units whose text vectors make its own
-        for i, unit in enumerate(units):
-            sources = [by_key[k] for k in unit.text_vector_from
-                       if k in by_key and units[by_key[k]].text.strip()]
-            if sources:
-                pooled[i] = sources
-        text_idx = [i for i, u in enumerate(units) if u.text.strip() and i not in pooled]
-        if text_idx:
-            texts = [units[i].dense_text or units[i].text for i in text_idx]
-            with self.timed("embed_text_s"):
-                text_vecs = models_.text_encoder.encode_document(
-                    texts, batch_size=TEXT_BATCH, max_tokens=self.settings.text_max_tokens
-                )
-            for i, vec in zip(text_idx, text_vecs, strict=True):
+        # Lexical vectors first: they are made on this thread while the texts embed.
+        lexical = [document_vector(u.text) if u.text.strip() else None for u in units]
+        if batch.text_vectors is not None:
+            text_vecs = batch.text_vectors.result()
+            for i, vec in zip(batch.text_idx, text_vecs, strict=True):
                 vectors[i]["text"] = np.asarray(vec, dtype=np.float32)
-        for i, sources in pooled.items():
+        for i, sources in batch.pooled.items():
             total = np.sum([vectors[j]["text"] for j in sources], axis=0)
             vectors[i]["text"] = total / max(float(np.linalg.norm(total)), 1e-12)
         joint = models_.joint
@@ -531,18 +581,16 @@ class _BatchWriter:
                     if norm > 0:
                         vecs[space] = total / norm
         out = []
-        for unit, vecs in zip(units, vectors, strict=True):
+        for vecs, sparse in zip(vectors, lexical, strict=True):
             dense = {space: vec.tolist() for space, vec in vecs.items()}
-            if unit.text.strip():
-                sparse = document_vector(unit.text)
-                if sparse is not None:
-                    dense[LEXICAL_VECTOR] = sparse
+            if sparse is not None:
+                dense[LEXICAL_VECTOR] = sparse
             out.append(dense)
         return out
 
-    def _points(self, groups: list[list[Unit]]) -> list[PointRecord]:
-        units = [u for g in groups for u in g]
-        vectors = self._vectors(units)
+    def _points(self, batch: _Batch) -> list[PointRecord]:
+        units = batch.units
+        vectors = self._vectors(batch)
         # A unit with no vector (an uncaptioned figure in text-bridge mode) is not stored, and
         # neither is its image unless a stored unit of its group cites it.
         kept = [(u, v) for u, v in zip(units, vectors, strict=True) if v]
@@ -582,6 +630,16 @@ class _BatchWriter:
             pid = point_id(self.doc_id, self.content_hash, unit.key)
             points.append(PointRecord(pid, vecs, payload))
         return points
+
+
+@dataclass
+class _Batch:
+    """Units embedded and written together: which embed their text, which pool others'."""
+
+    units: list[Unit]
+    pooled: dict[int, list[int]]  # unit -> the units whose text vectors make its own
+    text_idx: list[int]  # units whose own text is embedded
+    text_vectors: Future[np.ndarray] | None = None
 
 
 def _rgb(unit: Unit) -> Image.Image:
