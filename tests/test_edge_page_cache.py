@@ -33,6 +33,9 @@ v = np.random.default_rng(0).normal(size=24)
 assert kb.search(QueryVectors(text=[v / np.linalg.norm(v)]), 5, SearchFilters(owner="alice"))
 if sys.argv[2] == "close":
     close_all()
+elif sys.argv[2] == "delete":  # a temp data dir removed before the process ends
+    import shutil
+    shutil.rmtree(sys.argv[1])
 """
 
 
@@ -107,3 +110,11 @@ def test_warm_up_reads_the_index_into_the_page_cache(tmp_path: Path) -> None:
     after = sum(resident_pages(p) for p in pages)
     assert before < 8 and after == sum(p.stat().st_size // mmap.PAGESIZE for p in pages)
     backend.close()
+
+
+def test_a_data_dir_deleted_before_exit_ends_the_process_cleanly(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "home"), "delete"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "home").exists()
