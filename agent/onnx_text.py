@@ -8,10 +8,10 @@ weights (dynamic, per channel). Later processes load the export with onnxruntime
 
 Measured on the text the four SEC filings in ../shared/data/filings embed (2,134 chunks,
 2 cores, one run after another): sentence-transformers 65.6 s, this fp32 export 28.6 s (the same
-vectors, cosine >= 0.9999), int8 21.3 s in batches of 8 (cosine to fp32 0.997 mean, 0.991 min;
-retrieval on the shared-data suite and the filings unchanged, see ``_quantize``). int8 runs one
-text at a time (see ``OnnxTextEncoder``), about 17% slower than that; ingesting the filings,
-back to back: fp32 7.98 pages/s, int8 10.92 pages/s.
+vectors, cosine >= 0.9999). The int8 export (``_quantize``) is closer still to the model than
+the previous int8 recipe and a third faster than it: ingesting the filings, back to back,
+13.3 pages/s against 10.1 (``evals/bench_messy``). int8 runs one text at a time (see
+``OnnxTextEncoder``). The first export is made by a child process (``export_in_child``).
 
 sentence-transformers' own ONNX backend would be the first choice, but it needs optimum-onnx,
 which pins transformers below 4.58 (this project runs 5.x). Supported here: a local model whose
