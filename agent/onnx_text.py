@@ -127,18 +127,31 @@ def _paths(cache: Path, pipe: Pipeline, int8: bool) -> tuple[Path, Path]:
     return stem.with_suffix(".onnx"), stem.with_suffix(".json")
 
 
+Target = tuple[Pipeline, Path, Path]  # the pipeline, its export's ONNX and metadata files
+
+
+def _target(model_dir: str | Path, cache: Path, int8: bool) -> Target | None:
+    """What an export of ``model_dir`` into ``cache`` is made of and where it goes; None when
+    this module cannot reproduce the model."""
+    pipe = pipeline_of(model_dir)
+    return None if pipe is None else (pipe, *_paths(cache, pipe, int8))
+
+
+def _exported(target: Target) -> bool:
+    """The export is complete: its metadata is written last."""
+    return target[1].exists() and target[2].exists()
+
+
 def export(
     model: SentenceTransformer, model_dir: str | Path, cache: Path, int8: bool = False
 ) -> Path | None:
     """Export ``model`` (loaded from ``model_dir``) once, int8-quantised if asked; the ONNX
     file, or None when this model or this install (no ``onnx`` package) cannot be exported.
     Never raises."""
-    pipe = pipeline_of(model_dir)
-    if pipe is None:
-        return None
-    onnx_path, meta_path = _paths(cache, pipe, int8)
-    if onnx_path.exists() and meta_path.exists():
-        return onnx_path
+    target = _target(model_dir, cache, int8)
+    if target is None or _exported(target):
+        return None if target is None else target[1]
+    pipe, onnx_path, meta_path = target
     try:
         return _export(model, pipe, onnx_path, meta_path, int8)
     except Exception as exc:  # a speed-up must never fail the caller: it stays on torch
@@ -154,12 +167,10 @@ def export_in_child(
     alone) go back to the OS when it ends, and the process that goes on to ingest or serve
     never holds them. The ONNX file, or None when the model cannot be exported or the child
     failed (the caller may still export in-process). Never raises."""
-    pipe = pipeline_of(model_dir)
-    if pipe is None:
-        return None
-    onnx_path, meta_path = _paths(cache, pipe, int8)
-    if onnx_path.exists() and meta_path.exists():
-        return onnx_path
+    target = _target(model_dir, cache, int8)
+    if target is None or _exported(target):
+        return None if target is None else target[1]
+    pipe, onnx_path, meta_path = target
     command = [sys.executable, "-m", "vistarag.agent.onnx_text", str(pipe.model_dir), str(cache)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # the model is a local directory
     try:
