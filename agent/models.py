@@ -60,7 +60,7 @@ class Models:
         int8 = s.text_backend == "onnx-int8"
         model_dir = resolve_text_model(s.text_model)
         encoder = onnx_text.load(s.text_model, model_dir, s.model_cache, int8)
-        if encoder is None and onnx_text.pipeline_of(model_dir) is not None and (
+        if encoder is None and (
             onnx_text.export_in_child(model_dir, s.model_cache, int8)
             or onnx_text.export(self.text.model, model_dir, s.model_cache, int8)
         ):

@@ -170,16 +170,17 @@ def export_in_child(
     target = _target(model_dir, cache, int8)
     if target is None or _exported(target):
         return None if target is None else target[1]
-    pipe, onnx_path, meta_path = target
-    command = [sys.executable, "-m", "vistarag.agent.onnx_text", str(pipe.model_dir), str(cache)]
+    pipe, onnx_path, _ = target
+    command = [sys.executable, "-m", "vistarag.agent.onnx_text", str(pipe.model_dir), str(cache),
+               *(["--int8"] if int8 else [])]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # the model is a local directory
     try:
-        done = subprocess.run([*command, *(["--int8"] if int8 else [])], env=env,
-                              capture_output=True, text=True, timeout=timeout_s, check=False)
+        done = subprocess.run(command, env=env, capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         log.info("text model not exported in a child process (%s)", exc)
         return None
-    if done.returncode != 0 or not (onnx_path.exists() and meta_path.exists()):
+    if done.returncode != 0 or not _exported(target):
         log.info("text model not exported in a child process (exit %s): %s",
                  done.returncode, done.stderr[-2000:])
         return None

@@ -464,7 +464,7 @@ class _BatchWriter:
     def close(self) -> None:
         """Wait for the batch in flight, written or not (an extractor failed), and stop the
         embedding thread."""
-        batch, self.in_flight = self.in_flight, None
+        batch = self._take_in_flight()
         if batch is not None and batch.text_vectors is not None:
             with contextlib.suppress(Exception):
                 batch.text_vectors.result()
