@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from vistarag.agent.charts import chart_readings, rows_of
+from vistarag.agent.memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ REC_MIN_WIDTH = 64
 run at five times its size. With ``USE_CLS`` and ``THREADS``: the six shared-data screenshots in
 13.7 CPU-s instead of 37.9, as many words, 92% of them the same as before (``query_ocr`` reads
 query images the same way)."""
+TRIM_AFTER_PIXELS = 1_000_000
+"""After reading an image this large (the detector's intermediate maps take about 220 bytes a
+pixel), freed memory goes back to the OS (``memory``): pages and screenshots, not icons."""
 THREADS = 1
 """ONNX Runtime threads a run: ingestion embeds text on the other cores meanwhile, and the
 default (one spinning thread per core) took half again the CPU for the same page."""
@@ -73,6 +77,8 @@ class RapidOcrEngine:
         arr = np.asarray(image.convert("RGB"))
         with self._lock:
             result = self._loaded()(arr)
+        if arr.shape[0] * arr.shape[1] >= TRIM_AFTER_PIXELS:
+            release_freed_memory()  # the detector's maps: hundreds of MiB for a page
         if result is None or result.txts is None or result.boxes is None:
             return []
         lines = []

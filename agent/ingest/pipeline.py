@@ -34,6 +34,7 @@ from vistarag.agent.ingest.discover import Selection, kind_of, select
 from vistarag.agent.ingest.parallel import map_ordered, read_ahead
 from vistarag.agent.ingest.registry import ExtractContext, ProgressCallback, get_extractor
 from vistarag.agent.ingest.units import Unit
+from vistarag.agent.memory import release_freed_memory
 from vistarag.agent.models import Models
 from vistarag.agent.settings import Settings
 from vistarag.agent.sparse import LEXICAL_VECTOR, document_vector
@@ -215,6 +216,8 @@ class Ingestor:
             return FileResult(
                 str(path), "error", message=f"{exc.__class__.__name__}: {exc}", kind=kind_of(path)
             )
+        finally:
+            release_freed_memory()  # one file's peak is not carried into the next file's
 
     def _ingest(
         self, path: Path, source: str | None, on_progress: ProgressCallback | None = None
