@@ -110,10 +110,11 @@ class SentenceEmbedder:
 
     def encode_document(
         self, items: Sequence[str | Image.Image], batch_size: int = 32,
-        max_tokens: int | None = None,
+        max_tokens: int | None = None, runs: int | None = None,
     ) -> np.ndarray:
         """Encode documents (texts or, for joint models, images); ``max_tokens`` caps how much
-        of each text the model reads (``Settings.text_max_tokens``)."""
+        of each text the model reads (``Settings.text_max_tokens``). ``runs`` is accepted for
+        the ONNX encoder's sake and unused: torch sets its own threads."""
         return self._encode("encode_document", items, batch_size, max_tokens)
 
 

@@ -386,10 +386,12 @@ class OnnxTextEncoder:
         self.runs = 0  # texts run through the model (cache misses), for tests and benchmarks
 
     def _encode(
-        self, texts: Sequence[str], batch_size: int, max_tokens: int | None = None
+        self, texts: Sequence[str], batch_size: int, max_tokens: int | None = None,
+        runs: int | None = None,
     ) -> np.ndarray:
         """Normalised vectors; texts are batched by token count (little padding) and read up
-        to ``max_tokens`` tokens (never more than the model's own limit)."""
+        to ``max_tokens`` tokens (never more than the model's own limit), at most ``runs``
+        batches at once (default: as many as the encoder runs, ``run_threads``)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -411,10 +413,14 @@ class OnnxTextEncoder:
         todo = [i for key, i in first.items() if key not in known]
         order = sorted(todo, key=lambda i: -len(encs[i].ids))
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-        if self._runs > 1 and len(batches) > 1:
-            for rows, vecs in zip(batches, self._executor().map(
-                    lambda rows: self._run(encs, rows), batches), strict=True):
-                out[rows] = vecs
+        lanes = min(self._runs, runs or self._runs, len(batches))
+        if lanes > 1:
+            # Longest first, dealt round the lanes: each lane runs its batches in turn.
+            dealt = [batches[lane::lanes] for lane in range(lanes)]
+            for lane, vecs in zip(dealt, self._executor().map(
+                    lambda lane: [self._run(encs, rows) for rows in lane], dealt), strict=True):
+                for rows, v in zip(lane, vecs, strict=True):
+                    out[rows] = v
         else:
             for rows in batches:
                 out[rows] = self._run(encs, rows)
@@ -462,9 +468,12 @@ class OnnxTextEncoder:
         return self._encode(items, batch_size)
 
     def encode_document(
-        self, items: Sequence[str], batch_size: int = 32, max_tokens: int | None = None
+        self, items: Sequence[str], batch_size: int = 32, max_tokens: int | None = None,
+        runs: int | None = None,
     ) -> np.ndarray:
-        return self._encode(items, batch_size, max_tokens)
+        """``runs``: at most this many texts through the model at once (ingestion's
+        ``--workers``); by default as many as the cores allow (``run_threads``)."""
+        return self._encode(items, batch_size, max_tokens, runs)
 
 
 def load(

@@ -40,7 +40,8 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=3, help="copies of the sample corpus")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
     ap.add_argument("--actors", type=int, default=None, help="Ray actors (default: --cpus)")
-    ap.add_argument("--workers", type=int, default=1, help="local path: files at once")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="local path: files and model runs at once (default: the cores)")
     args = ap.parse_args()
     try:
         import ray

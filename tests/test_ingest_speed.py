@@ -110,6 +110,66 @@ def test_concurrent_encoding_equals_one_at_a_time(tmp_path: Path) -> None:
     assert np.abs(concurrent - one_each).max() <= 1e-6  # int8: never depends on batch-mates
 
 
+def test_runs_caps_the_texts_in_the_model_at_once(tmp_path: Path) -> None:
+    """``--workers 1`` keeps the text model to one run at a time; the vectors do not change."""
+    settings = Settings(_env_file=None, home=tmp_path / "home", joint_model="none")
+    encoder = Models(settings).text_encoder
+    assert isinstance(encoder, OnnxTextEncoder)
+    encoder._runs = 4  # as on a 4-core machine, whatever this one has
+    texts = [f"lease obligations of depot {i} " * (1 + i % 9) for i in range(24)]
+    run = encoder._run
+    busy, most = [0], []
+    lock = threading.Lock()
+
+    def counted(encs, rows):  # noqa: ANN001, ANN202
+        with lock:
+            busy[0] += 1
+            most.append(busy[0])
+        try:
+            return run(encs, rows)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    encoder._run = counted  # type: ignore[method-assign]
+    by_runs = {}
+    for runs in (1, 2, None):
+        most.clear()
+        encoder._cache.clear()
+        by_runs[runs] = encoder.encode_document(texts, max_tokens=256, runs=runs)
+        assert max(most) <= (runs or 4) and len(most) == len(texts)
+    assert max(most) > 1  # the default runs several at once
+    assert np.abs(by_runs[1] - by_runs[2]).max() <= 1e-6
+    assert np.abs(by_runs[1] - by_runs[None]).max() <= 1e-6
+
+
+def test_workers_reach_the_text_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file ingested by one of N workers asks the text model for at most N runs at once; a
+    file ingested on its own (an upload) for the default."""
+    files = sorted(make_small_files(tmp_path / "small", n=2).iterdir())
+    settings = Settings(_env_file=None, home=tmp_path / "home", joint_model="none",
+                        synthesizer="extractive")
+    engine = Engine(settings)
+    encoder = engine.models.text_encoder
+    asked = []
+    encode = encoder.encode_document
+
+    def spy(items, batch_size=32, max_tokens=None, runs=None):  # noqa: ANN001, ANN202
+        asked.append(runs)
+        return encode(items, batch_size, max_tokens, runs)
+
+    monkeypatch.setattr(encoder, "encode_document", spy)
+    ingestor = engine.ingestor()
+    for workers, file in zip((1, 3), files, strict=True):
+        asked.clear()
+        ingestor.ingest_selection(select([file]), workers=workers)
+        assert asked and set(asked) == {workers}
+    asked.clear()
+    (tmp_path / "upload.md").write_text("An uploaded note about forklift brakes.")
+    assert ingestor.ingest_file(tmp_path / "upload.md").status == "added"
+    assert asked == [None]
+
+
 def test_read_ahead_keeps_order_raises_and_stops_the_producer() -> None:
     assert list(read_ahead(iter(range(50)), depth=2)) == list(range(50))
     closed = threading.Event()

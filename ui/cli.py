@@ -168,7 +168,9 @@ def ingest(
         "--exclude", metavar="GLOB", help="Leave out files matching this glob (repeatable).",
     )] = None,
     workers: Annotated[int | None, typer.Option(
-        "--workers", metavar="N", min=1, help="Files ingested at once (default: the cores).",
+        "--workers", metavar="N", min=1,
+        help="Files ingested at once, and texts in the text model at once (default: the "
+        "cores); 1 leaves the other cores free.",
     )] = None,
     ray: Annotated[str | None, typer.Option(
         "--ray", metavar="ADDRESS",

@@ -31,7 +31,7 @@ from vistarag.agent.errors import IngestError
 from vistarag.agent.index import KnowledgeBase, PointRecord, blobs_in_use, field_filter, point_id
 from vistarag.agent.index import filters as models
 from vistarag.agent.ingest.discover import Selection, kind_of, select
-from vistarag.agent.ingest.parallel import map_ordered, read_ahead
+from vistarag.agent.ingest.parallel import default_workers, map_ordered, read_ahead
 from vistarag.agent.ingest.registry import ExtractContext, ProgressCallback, get_extractor
 from vistarag.agent.ingest.units import Unit
 from vistarag.agent.memory import release_freed_memory
@@ -176,10 +176,14 @@ class Ingestor:
         on_file: Callable[[Path], None] | None = None,
         on_result: Callable[[FileResult], None] | None = None,
         on_progress: FileProgress | None = None,
-        workers: int = 1,
+        workers: int | None = None,
     ) -> IngestReport:
         """Ingest what ``discover.select`` chose; what it left out is reported as skipped.
-        ``workers`` files are ingested at once (threads; results still come in order)."""
+
+        ``workers`` (default: the cores) is how much of the machine the ingest takes: that
+        many files at once (threads; results still come in order), and that many texts in the
+        text model at once. One worker leaves the other cores to, say, a chat being served."""
+        workers = workers or default_workers()
         started = time.perf_counter()
         report = IngestReport()
         for path, reason in selection.skipped:
@@ -191,7 +195,7 @@ class Ingestor:
             if on_file:
                 on_file(path)
             progress = functools.partial(on_progress, path) if on_progress else None
-            return self.ingest_file(path, on_progress=progress)
+            return self.ingest_file(path, on_progress=progress, model_runs=workers)
 
         for result in map_ordered(one, list(selection.files), workers):
             report.results.append(result)
@@ -205,11 +209,13 @@ class Ingestor:
         path: Path,
         source: str | None = None,
         on_progress: ProgressCallback | None = None,
+        model_runs: int | None = None,
     ) -> FileResult:
-        """Ingest one file; ``source`` overrides the recorded origin (e.g. an upload's name)."""
+        """Ingest one file; ``source`` overrides the recorded origin (e.g. an upload's name);
+        ``model_runs`` caps the texts in the text model at once (default: the cores)."""
         path = Path(path)
         try:
-            return self._ingest(path, source, on_progress)
+            return self._ingest(path, source, on_progress, model_runs)
         except IngestError as exc:
             return FileResult(str(path), "error", message=exc.problem, kind=kind_of(path))
         except Exception as exc:  # an unexpected failure still must not stop the batch
@@ -220,14 +226,15 @@ class Ingestor:
             release_freed_memory()  # one file's peak is not carried into the next file's
 
     def _ingest(
-        self, path: Path, source: str | None, on_progress: ProgressCallback | None = None
+        self, path: Path, source: str | None, on_progress: ProgressCallback | None = None,
+        model_runs: int | None = None,
     ) -> FileResult:
         plan = self.plan(path, source)
         if isinstance(plan, FileResult):
             return plan
         try:
             written = write_version(
-                plan, self.settings, self.models, self.blobs, self.kb, on_progress
+                plan, self.settings, self.models, self.blobs, self.kb, on_progress, model_runs
             )
         except BaseException:
             self.abandon(plan)
@@ -366,11 +373,13 @@ def write_version(
     blobs: BlobStore,
     sink: PointSink,
     on_progress: ProgressCallback | None = None,
+    model_runs: int | None = None,
 ) -> FileResult:
     """Extract, embed and write one file's version into ``sink``, its last point flagged
-    complete; the result's status ("added") is settled by ``Ingestor.conclude``."""
+    complete; the result's status ("added") is settled by ``Ingestor.conclude``.
+    ``model_runs`` caps the texts in the text model at once (default: the cores)."""
     ctx = ExtractContext(settings, models, on_progress, file_sha256=plan.file_hash)
-    writer = _BatchWriter(settings, models, blobs, sink, plan)
+    writer = _BatchWriter(settings, models, blobs, sink, plan, model_runs)
     started = time.perf_counter()
     spec = get_extractor(plan.kind)
     # the next groups are extracted while this one is embedded (bounded read-ahead)
@@ -407,9 +416,10 @@ class _BatchWriter:
 
     def __init__(
         self, settings: Settings, models: Models, blobs: BlobStore, sink: PointSink,
-        plan: FilePlan,
+        plan: FilePlan, model_runs: int | None = None,
     ) -> None:
         self.settings = settings
+        self.model_runs = model_runs
         self.models = models
         self.blobs = blobs
         self.sink = sink
@@ -512,7 +522,8 @@ class _BatchWriter:
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         with self.timed("embed_text_s"):
             return self.models.text_encoder.encode_document(
-                texts, batch_size=TEXT_BATCH, max_tokens=self.settings.text_max_tokens
+                texts, batch_size=TEXT_BATCH, max_tokens=self.settings.text_max_tokens,
+                runs=self.model_runs,
             )
 
     def _write(self, batch: _Batch | None) -> None:
