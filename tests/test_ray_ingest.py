@@ -112,3 +112,27 @@ def test_a_file_changed_since_the_ray_ingest_is_replaced(
     notes = {pid for pid, (p, _) in before.items() if p["kind"] == "text"}
     assert not notes & after.keys()  # the old version's points went
     assert before.keys() - notes <= after.keys()  # the unchanged files' points stayed
+
+
+def test_an_actor_runs_the_text_model_on_the_cpus_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An actor given one CPU puts one text at a time through the model, not one per core of
+    its node (the stage itself, called without Ray)."""
+    note = tmp_path / "note.md"
+    note.write_text("The pump at station 7 needs a new seal before March.")
+    settings = Settings(_env_file=None, home=tmp_path / "home", joint_model="none",
+                        synthesizer="extractive")
+    plan = Engine(settings).ingestor().plan(note)
+    stage = ray_ingest.ExtractEmbed(settings, model_runs=1)
+    asked = []
+    encode = stage.models.text_encoder.encode_document
+
+    def spy(items, batch_size=32, max_tokens=None, runs=None):  # noqa: ANN001, ANN202
+        asked.append(runs)
+        return encode(items, batch_size, max_tokens, runs)
+
+    monkeypatch.setattr(stage.models.text_encoder, "encode_document", spy)
+    outcome = stage.one(0, plan)
+    assert not outcome.error and outcome.result is not None and outcome.result.points > 0
+    assert asked and set(asked) == {1}

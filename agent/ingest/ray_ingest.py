@@ -88,10 +88,13 @@ class _CollectingBlobs(BlobStore):
 
 
 class ExtractEmbed:
-    """The Ray Data stage: loads the models once, then writes planned files into memory."""
+    """The Ray Data stage: loads the models once, then writes planned files into memory.
+    ``model_runs``: texts in the text model at once, the CPUs the actor was given (without it
+    each actor would run as many as the node has cores, beside the node's other actors)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, model_runs: int | None = None) -> None:
         self.settings = settings
+        self.model_runs = model_runs
         self.models = Models(settings)
         self.models.text_encoder  # noqa: B018  (loaded here, once per actor)
         self.models.joint  # noqa: B018
@@ -108,7 +111,8 @@ class ExtractEmbed:
         blobs = _CollectingBlobs(outcome.blobs)
         try:
             outcome.result = write_version(
-                plan, self.settings, self.models, blobs, _Collector(outcome.ops)
+                plan, self.settings, self.models, blobs, _Collector(outcome.ops),
+                model_runs=self.model_runs,
             )
         except IngestError as exc:
             outcome.error = exc.problem
@@ -192,7 +196,7 @@ def ingest_with_ray(
         items = [{"plan": pickle.dumps((i, plan))} for i, plan in plans.items()]
         ds = ray.data.from_items(items).map_batches(
             ExtractEmbed,
-            fn_constructor_args=(ingestor.settings,),
+            fn_constructor_args=(ingestor.settings, max(1, int(options.cpus_per_actor))),
             batch_size=max(1, options.files_per_batch),
             compute=ray.data.ActorPoolStrategy(size=min(actors, len(plans))),
             num_cpus=options.cpus_per_actor,
