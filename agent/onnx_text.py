@@ -415,12 +415,22 @@ class OnnxTextEncoder:
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         lanes = min(self._runs, runs or self._runs, len(batches))
         if lanes > 1:
-            # Longest first, dealt round the lanes: each lane runs its batches in turn.
-            dealt = [batches[lane::lanes] for lane in range(lanes)]
-            for lane, vecs in zip(dealt, self._executor().map(
-                    lambda lane: [self._run(encs, rows) for rows in lane], dealt), strict=True):
-                for rows, v in zip(lane, vecs, strict=True):
-                    out[rows] = v
+            # Each lane takes the next batch (longest first) as soon as it is free.
+            pending = iter(batches)
+            taking = threading.Lock()
+
+            def lane() -> list[tuple[list[int], np.ndarray]]:
+                done = []
+                while True:
+                    with taking:
+                        rows = next(pending, None)
+                    if rows is None:
+                        return done
+                    done.append((rows, self._run(encs, rows)))
+
+            for done in self._executor().map(lambda _: lane(), range(lanes)):
+                for rows, vecs in done:
+                    out[rows] = vecs
         else:
             for rows in batches:
                 out[rows] = self._run(encs, rows)
