@@ -230,3 +230,32 @@ def test_the_export_is_made_in_a_child_so_this_process_never_holds_torch(tmp_pat
     assert [p.name.endswith("-int8.onnx") for p in cache.glob("*.onnx")] == [True]
     # A model the export cannot reproduce starts no child at all.
     assert onnx_text.export_in_child(tmp_path / "missing", cache) is None
+
+
+def test_the_session_keeps_the_residual_add_and_layer_norm_apart(tmp_path: Path) -> None:
+    """ONNX Runtime would fuse each residual Add and LayerNormalization of the int8 export into
+    SkipLayerNormalization, a slower kernel on these CPUs (``onnx_text.UNFUSED``); the encoder's
+    session does not, and its vectors stay as close to the model."""
+    import onnx
+    import onnxruntime as ort
+
+    st = load_text_embedder(SPEC)
+    path = onnx_text.export(st.model, resolve_text_model(SPEC), tmp_path, int8=True)
+    assert path is not None
+
+    def optimized_ops(session_of) -> list[str]:  # noqa: ANN001 - (path, options) -> session
+        options = onnx_text.session_options(1)
+        options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+        session_of(path, options)
+        return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+
+    fused = optimized_ops(lambda p, o: ort.InferenceSession(str(p), o,
+                                                            providers=["CPUExecutionProvider"]))
+    ours = optimized_ops(onnx_text.open_session)
+    assert fused.count("SkipLayerNormalization") >= 6  # ORT's default: one per layer or more
+    assert "SkipLayerNormalization" not in ours
+    assert ours.count("LayerNormalization") >= fused.count("LayerNormalization") + 6
+    encoder = onnx_text.load(SPEC, resolve_text_model(SPEC), tmp_path, int8=True)
+    assert encoder is not None
+    close = (encoder.encode_document(DOCUMENTS) * st.encode_document(DOCUMENTS)).sum(axis=1)
+    assert np.all(close > 0.99), close
