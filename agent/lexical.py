@@ -43,6 +43,7 @@ _DIGIT = re.compile(r"\d")
 _QUOTED = re.compile(r"[\"“”`]([^\"“”`]{2,80})[\"“”`]|(?<!\w)'([^']{2,80})'(?!\w)")
 
 
+@lru_cache(maxsize=1 << 16)  # a document repeats its words: stem each once
 def _stem(word: str) -> str:
     """A very light English suffix stripper (plural / -ing / -ed); identifiers are untouched."""
     if not word.isalpha() or not word.isascii() or len(word) <= 4:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from functools import lru_cache
 
 from vistarag.agent.index.filters import SparseVector
 from vistarag.agent.lexical import query_terms, tokenize
@@ -21,6 +22,7 @@ B = 0.75
 AVG_DOC_TERMS = 120.0
 
 
+@lru_cache(maxsize=1 << 16)
 def term_index(term: str) -> int:
     """A stable 31-bit index for a term (collisions are rare and merely add noise)."""
     digest = hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest()

@@ -37,6 +37,8 @@ def repair(text: str, vocab: set[str] | None = None) -> str:
     without the hyphen when the joined word occurs elsewhere in ``vocab``, else kept as a
     compound: "cloud-\nnative" -> "cloud-native") and letter-spaced headings ("R E V E N U E")."""
     text = text.translate(_LIGATURES).replace("\u00ad\n", "").replace("\u00ad", "")
+    if "\n" not in text and " " not in text:
+        return text  # one word (a table's words): no line-end hyphen, no letter spacing
 
     def join(m: re.Match[str]) -> str:
         a, b = m.group(1), m.group(2)

@@ -104,16 +104,17 @@ def lines_from_words(words: Sequence[Sequence]) -> list[Line]:
     """
     ordered = sorted(words, key=lambda w: ((w[1] + w[3]) / 2, w[0]))
     rows: list[list[Sequence]] = []
+    top = bottom = 0.0  # the vertical extent of the last row
     for w in ordered:
         yc = (w[1] + w[3]) / 2
-        if rows:
-            last = rows[-1]
-            top = min(v[1] for v in last)
-            bottom = max(v[3] for v in last)
-            if top - 1 <= yc <= bottom + 1 and abs(yc - (top + bottom) / 2) < (bottom - top) * 0.6:
-                last.append(w)
-                continue
+        if rows and top - 1 <= yc <= bottom + 1 and abs(yc - (top + bottom) / 2) < (
+            bottom - top
+        ) * 0.6:
+            rows[-1].append(w)
+            top, bottom = min(top, w[1]), max(bottom, w[3])
+            continue
         rows.append([w])
+        top, bottom = w[1], w[3]
     lines = []
     for row in rows:
         row.sort(key=lambda w: w[0])
