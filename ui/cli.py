@@ -202,7 +202,6 @@ def ingest(
     )
 
     from vistarag.agent.ingest.discover import select
-    from vistarag.agent.ingest.parallel import default_workers
 
     _show_notices(engine)
     selection = select(paths, include or (), exclude or ())
@@ -246,7 +245,7 @@ def ingest(
             else:
                 report = ingestor.ingest_selection(
                     selection, on_file=on_file, on_result=on_result, on_progress=on_progress,
-                    workers=workers or default_workers(),
+                    workers=workers,
                 )
         except VistaRAGError as exc:
             _fail(exc)
