@@ -316,3 +316,28 @@ def test_an_extractor_failing_with_a_batch_in_flight_stores_nothing(
     assert not [p for p in engine.kb().scroll() if p.payload.get("complete")]
     monkeypatch.undo()
     assert engine.ingestor().ingest_paths([pdf]).count("added") == 1  # nothing half-stored
+
+
+def test_a_document_first_batch_is_small_so_the_text_model_starts_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch of a document is about two pages (``FIRST_BATCH_UNITS``), so the text
+    model starts while the rest is read rather than after the first 128 units; later batches
+    are full size."""
+    from vistarag.agent.ingest.pipeline import FIRST_BATCH_UNITS
+
+    pdf = make_glyph_pdf(tmp_path / "glyphs.pdf", pages=40)
+    engine = Engine(Settings(_env_file=None, home=tmp_path / "home", joint_model="none",
+                             synthesizer="extractive"))
+    encoder = engine.models.text_encoder
+    real = encoder.encode_document
+    texts_per_call: list[int] = []
+
+    def counting(texts, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        texts_per_call.append(len(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode_document", counting)
+    assert engine.ingestor().ingest_paths([pdf]).count("added") == 1
+    first, *later = texts_per_call
+    assert 0 < first <= FIRST_BATCH_UNITS < max(later), texts_per_call

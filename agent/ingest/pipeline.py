@@ -44,6 +44,7 @@ CITATION_FIELDS = ("doc_id", "source", "modality", "page", "bbox", "t_start", "t
 COMPLETE = "complete"  # payload flag on a version's last point: every batch before it landed
 TEXT_BATCH = 8  # texts per forward pass: sorted by length, small batches barely pad (1.6x -> 1.1x)
 IMAGES_PER_BATCH = 8  # page renders and crops held at once (a 200 dpi page is 11 MB as RGB)
+FIRST_BATCH_UNITS = 16  # a document's first batch (about two pages), see ``_BatchWriter.add``
 MAX_HELD_POINTS = 512  # points held back for the document's metadata, at most
 FileProgress = Callable[[Path, str, float, "float | None"], None]
 
@@ -442,6 +443,7 @@ class _BatchWriter:
         self.held: list[PointRecord] = []  # points waiting for it
         self.seconds: Counter[str] = Counter()  # where the time went: embed, blobs, upsert
         self.in_flight: _Batch | None = None  # embedding; written at the next flush or finish
+        self.started = False  # a batch has started embedding
         self._embedder: ThreadPoolExecutor | None = None
         batch = max(1, settings.ingest_batch_units)
         self.max_units = batch
@@ -459,7 +461,9 @@ class _BatchWriter:
         self.groups.append(group)
         self.pending_units += len(group)
         self.pending_images += sum(1 for u in group if u.image is not None)
-        if self.pending_units >= self.max_units or self.pending_images >= self.max_images:
+        # The first batch is small, so the text model starts while the rest is being read.
+        max_units = self.max_units if self.started else min(self.max_units, FIRST_BATCH_UNITS)
+        if self.pending_units >= max_units or self.pending_images >= self.max_images:
             self.flush()
 
     def finish(self) -> None:
@@ -491,6 +495,7 @@ class _BatchWriter:
             return
         groups, self.groups = self.groups, []
         self.pending_units = self.pending_images = 0
+        self.started = True
         started = self._start(groups)
         self._write(self._take_in_flight())
         self.in_flight = started
