@@ -51,8 +51,10 @@ def repair(text: str, vocab: set[str] | None = None) -> str:
 
 
 def clean(text: str) -> str:
-    lines = [_WS.sub(" ", ln).strip() for ln in text.replace("\u00ad", "").splitlines()]
-    return "\n".join(ln for ln in lines if ln)
+    """Each line's runs of spaces and tabs as one space, lines stripped, empty lines dropped."""
+    lines = "\n".join(text.replace("\u00ad", "").splitlines())
+    stripped = (ln.strip() for ln in _WS.sub(" ", lines).split("\n"))
+    return "\n".join(ln for ln in stripped if ln)
 
 
 def union(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> tuple[float, ...] | None:
