@@ -443,7 +443,6 @@ class _BatchWriter:
         self.held: list[PointRecord] = []  # points waiting for it
         self.seconds: Counter[str] = Counter()  # where the time went: embed, blobs, upsert
         self.in_flight: _Batch | None = None  # embedding; written at the next flush or finish
-        self.started = False  # a batch has started embedding
         self._embedder: ThreadPoolExecutor | None = None
         batch = max(1, settings.ingest_batch_units)
         self.max_units = batch
@@ -461,8 +460,10 @@ class _BatchWriter:
         self.groups.append(group)
         self.pending_units += len(group)
         self.pending_images += sum(1 for u in group if u.image is not None)
-        # The first batch is small, so the text model starts while the rest is being read.
-        max_units = self.max_units if self.started else min(self.max_units, FIRST_BATCH_UNITS)
+        # The first batch (none in flight yet) is small, so the text model starts while the
+        # rest is being read.
+        first = self.in_flight is None
+        max_units = min(self.max_units, FIRST_BATCH_UNITS) if first else self.max_units
         if self.pending_units >= max_units or self.pending_images >= self.max_images:
             self.flush()
 
@@ -495,7 +496,6 @@ class _BatchWriter:
             return
         groups, self.groups = self.groups, []
         self.pending_units = self.pending_images = 0
-        self.started = True
         started = self._start(groups)
         self._write(self._take_in_flight())
         self.in_flight = started
