@@ -50,7 +50,7 @@ class PageRender:
 
     def render(self) -> Image.Image | None:
         """The page image, or None when the file is gone or no longer the one ingested."""
-        import pymupdf
+        from vistarag.agent.pdflib import pymupdf
 
         try:
             if sha256_file(Path(self.pdf)) != self.sha256:

@@ -25,7 +25,7 @@ def render_page(
 ) -> Image.Image:
     """The page (or ``clip``) at ``dpi``, or smaller where ``max_side`` pixels is reached first:
     rendering at the stored size costs less than resizing afterwards (6 ms a page)."""
-    import pymupdf
+    from vistarag.agent.pdflib import pymupdf
 
     rect = clip or page.rect
     if max_side:

@@ -31,11 +31,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a benchmark must never wait on a download
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pymupdf  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from vistarag.agent.engine import Engine  # noqa: E402
 from vistarag.agent.ingest.discover import select  # noqa: E402
+from vistarag.agent.pdflib import pymupdf  # noqa: E402
 from vistarag.agent.qdrant import close_all  # noqa: E402
 from vistarag.evals.bench_ingest import bench_settings, find_data, peak_rss_mib  # noqa: E402
 from vistarag.evals.sample_corpus import text_image  # noqa: E402

@@ -85,7 +85,7 @@ def bench_speed(videos: list[Path], work: Path) -> None:
 
 
 def long_pdf(path: Path, pages: int) -> Path:
-    import pymupdf
+    from vistarag.agent.pdflib import pymupdf
 
     if path.exists():
         return path

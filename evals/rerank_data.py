@@ -162,7 +162,7 @@ PDF_QUESTIONS: list[tuple[str, int, str, str]] = [
 
 def pdf_material(pdf_dir: Path) -> Material:
     """Chunk the real PDFs and attach the paraphrased questions (substrings are checked)."""
-    import pymupdf
+    from vistarag.agent.pdflib import pymupdf
 
     mat = Material("pdf")
     for path in sorted(pdf_dir.glob("*.pdf")):

@@ -12,8 +12,9 @@ import io
 import sys
 from pathlib import Path
 
-import pymupdf
 from PIL import Image, ImageDraw, ImageFont
+
+from vistarag.agent.pdflib import pymupdf
 
 PDF_PAGE1 = (
     "Zephyr Logistics annual report. The quarterly revenue of Zephyr Logistics rose fourteen "

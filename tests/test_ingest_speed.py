@@ -341,3 +341,35 @@ def test_a_document_first_batch_is_small_so_the_text_model_starts_early(
     assert engine.ingestor().ingest_paths([pdf]).count("added") == 1
     first, *later = texts_per_call
     assert 0 < first <= FIRST_BATCH_UNITS < max(later), texts_per_call
+
+
+def test_pdf_reading_does_not_start_pymupdfs_layout_model(tmp_path: Path) -> None:
+    """pymupdf-layout (a pymupdf dependency) loads an ONNX model when pymupdf is imported;
+    VistaRAG never uses it, so a process that reads PDFs through it does not load it, and
+    code that wants it can still turn it on by importing it."""
+    import subprocess
+    import sys
+
+    pdf = make_glyph_pdf(tmp_path / "glyphs.pdf", pages=2)
+    probe = (
+        "import importlib.util, sys\n"
+        "from pathlib import Path\n"
+        "from collections import Counter\n"
+        "from vistarag.agent.ingest.pdf import iter_pdf_pages\n"
+        "import pymupdf\n"
+        f"pages = iter_pdf_pages(Path({str(pdf)!r}), None, max_pages=10, max_chars=1200,"
+        " render_dpi=72, warnings=[], stats=Counter())\n"
+        "units = [u for page in pages for u in page]\n"
+        "print('UNITS', len(units))\n"
+        "print('LAYOUT', pymupdf._get_layout is not None, 'pymupdf.layout' in sys.modules)\n"
+        "if importlib.util.find_spec('pymupdf.layout') is not None:\n"
+        "    import pymupdf.layout\n"
+        "    print('LATER', pymupdf._get_layout is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=300)
+    out = done.stdout + done.stderr
+    assert "LAYOUT False False" in out, out
+    assert int(out.split("UNITS")[1].split()[0]) > 0, out
+    if "LATER" in out:
+        assert "LATER True" in out, out

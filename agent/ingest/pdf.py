@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pymupdf
 from PIL import Image
 
 from vistarag.agent.blobs import PageRender, sha256_file
@@ -31,6 +30,7 @@ from vistarag.agent.ingest.images import ocr_units
 from vistarag.agent.ingest.tables import find_tables, lines_from_words, table_chunks
 from vistarag.agent.ingest.units import Extraction, Unit
 from vistarag.agent.ocr import RapidOcrEngine, lines_to_text
+from vistarag.agent.pdflib import pymupdf
 
 if TYPE_CHECKING:
     from vistarag.agent.ingest.registry import ExtractContext

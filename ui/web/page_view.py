@@ -66,7 +66,7 @@ def parse_boxes(boxes: str) -> list[Box]:
 
 def render_region(path: Path, page: int, boxes: Box | list[Box], width: int = WIDTH) -> bytes:
     """PNG of ``page`` (1-based) of the PDF at ``path``, ``width`` pixels wide, ``boxes`` drawn."""
-    import pymupdf
+    from vistarag.agent.pdflib import pymupdf
 
     with pymupdf.open(path) as doc:
         if not 1 <= page <= doc.page_count:
