@@ -121,7 +121,6 @@ def _recipe() -> str:
             versions.append(f"{name}=none")
     try:
         code = (inspect.getsource(_export) + inspect.getsource(_quantize)
-                + inspect.getsource(_eager_attention) + inspect.getsource(_unmasked_attention)
                 + inspect.getsource(onnx_outliers))
     except (OSError, TypeError):  # no source (a zipped install): the versions still count
         code = ""
@@ -249,10 +248,7 @@ def _export(model: Any, pipe: Pipeline, onnx_path: Path, meta_path: Path, int8: 
     import torch
 
     transformer = model[0].auto_model
-    # int8 runs one text at a time, never padded (``OnnxTextEncoder``): its export has no
-    # attention mask when the model's attention can run without one (``_unmasked_attention``).
-    attention = (_unmasked_attention(transformer) if int8 else None) or "eager"
-    names = ["input_ids"] if attention == UNMASKED else ["input_ids", "attention_mask"]
+    names = ["input_ids", "attention_mask"]
     if "token_type_ids" in inspect.signature(transformer.forward).parameters:
         names.append("token_type_ids")
 
@@ -269,7 +265,7 @@ def _export(model: Any, pipe: Pipeline, onnx_path: Path, meta_path: Path, int8: 
     fd, tmp = tempfile.mkstemp(dir=onnx_path.parent, suffix=".onnx.tmp")
     os.close(fd)
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _eager_attention(transformer, attention):
+        with torch.no_grad(), warnings.catch_warnings(), _eager_attention(transformer):
             warnings.simplefilter("ignore")  # tracer warnings are about other input shapes
             torch.onnx.export(
                 LastHidden(transformer).eval(), tuple(sample[n] for n in names), tmp,
@@ -299,43 +295,14 @@ def _export(model: Any, pipe: Pipeline, onnx_path: Path, meta_path: Path, int8: 
     return onnx_path
 
 
-UNMASKED = "vistarag_unmasked"  # the attention function registered by _unmasked_attention
-
-
-def _unmasked_attention(transformer: Any) -> str | None:
-    """The name of an attention function that is the model's eager attention without the
-    mask, registered with transformers; None when the model has no eager attention function
-    of the shape transformers defines (``eager_attention_forward`` in its modeling module).
-
-    For a text that is not padded the mask is all zeros: adding it changes no score, and
-    skipping it gives the same vectors (bit for bit on MiniLM) without the mask's Add on
-    every attention matrix (3.4% of an int8 run's CPU time on 400 filings texts)."""
-    import importlib
-
-    try:
-        from transformers import AttentionInterface
-
-        eager = importlib.import_module(type(transformer).__module__).eager_attention_forward
-    except (ImportError, AttributeError):
-        return None
-
-    def unmasked(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
-                 **kwargs: Any) -> Any:
-        return eager(module, query, key, value, None, **kwargs)
-
-    AttentionInterface.register(UNMASKED, unmasked)
-    return UNMASKED
-
-
 @contextlib.contextmanager
-def _eager_attention(transformer: Any, implementation: str = "eager") -> Iterator[None]:
+def _eager_attention(transformer: Any) -> Iterator[None]:
     """Export the plain attention graph: transformers' SDPA path adds a NaN guard (IsNaN and
-    Where on every attention matrix, 7% of an int8 run) for the same vectors. ``implementation``
-    may instead name the eager graph without the mask (``_unmasked_attention``)."""
+    Where on every attention matrix, 7% of an int8 run) for the same vectors."""
     previous = getattr(transformer.config, "_attn_implementation", None)
     try:
-        transformer.set_attn_implementation(implementation)
-    except (AttributeError, ValueError, TypeError, KeyError):  # exported as it is
+        transformer.set_attn_implementation("eager")
+    except (AttributeError, ValueError, TypeError):  # no eager path: exported as it is
         previous = None
     try:
         yield
@@ -417,8 +384,7 @@ class OnnxTextEncoder:
         # runs one text at a time, which keeps every vector the same however texts are
         # batched (about 17% slower than batches of 8). Runs go to a small thread pool, so
         # one-at-a-time still uses every core (``run_threads``); the vectors are the same.
-        # An export without an attention mask (int8's) cannot be padded either.
-        self._one_at_a_time = bool(meta.get("int8")) or "attention_mask" not in self._inputs
+        self._one_at_a_time = bool(meta.get("int8"))
         padding = self._tokenizer.padding  # padded by hand below, batch by batch
         self._pad_id = int(padding["pad_id"] if padding else
                            self._tokenizer.token_to_id("[PAD]") or 0)

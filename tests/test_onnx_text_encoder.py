@@ -259,39 +259,3 @@ def test_the_session_keeps_the_residual_add_and_layer_norm_apart(tmp_path: Path)
     assert encoder is not None
     close = (encoder.encode_document(DOCUMENTS) * st.encode_document(DOCUMENTS)).sum(axis=1)
     assert np.all(close > 0.99), close
-
-
-def test_the_int8_export_runs_without_the_attention_mask_and_gives_the_same_vectors(
-        tmp_path: Path, monkeypatch) -> None:
-    """int8 runs one text at a time, never padded, so its attention mask is all zeros: the
-    export leaves the mask out (no Add before any Softmax, no mask input), and its vectors are
-    those of the same export with the mask, bit for bit."""
-    import onnx
-
-    st = load_text_embedder(SPEC)
-    model_dir = resolve_text_model(SPEC)
-    path = onnx_text.export(st.model, model_dir, tmp_path / "unmasked", int8=True)
-    assert path is not None
-    assert json.loads(path.with_suffix(".json").read_text())["inputs"] == [
-        "input_ids", "token_type_ids"]
-    graph = onnx.load(str(path)).graph
-    producer = {out: node for node in graph.node for out in node.output}
-    softmax = [node for node in graph.node if node.op_type == "Softmax"]
-    assert len(softmax) == 6  # one a layer
-    assert all(producer[node.input[0]].op_type != "Add" for node in softmax)
-
-    monkeypatch.setattr(onnx_text, "_unmasked_attention", lambda transformer: None)
-    masked_path = onnx_text.export(st.model, model_dir, tmp_path / "masked", int8=True)
-    assert masked_path is not None
-    assert "attention_mask" in json.loads(masked_path.with_suffix(".json").read_text())["inputs"]
-    masked_graph = onnx.load(str(masked_path)).graph
-    masked_producer = {out: node for node in masked_graph.node for out in node.output}
-    assert {masked_producer[n.input[0]].op_type for n in masked_graph.node
-            if n.op_type == "Softmax"} == {"Add"}  # the mask is added before each Softmax
-
-    unmasked = onnx_text.load(SPEC, model_dir, tmp_path / "unmasked", int8=True)
-    masked = onnx_text.load(SPEC, model_dir, tmp_path / "masked", int8=True)
-    assert unmasked is not None and masked is not None
-    texts = [*DOCUMENTS, *QUERIES]
-    assert np.array_equal(unmasked.encode_document(texts), masked.encode_document(texts))
-    assert np.array_equal(unmasked.encode_query(texts), masked.encode_query(texts))
