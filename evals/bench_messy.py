@@ -218,13 +218,14 @@ def ingest_kind(engine: Engine, files: list[Path], workers: int | None = None
     return dict(row)
 
 
-def ingest_fresh(home: Path, files: list[Path]) -> dict[str, float]:
+def ingest_fresh(home: Path, files: list[Path], workers: int | None = None
+                 ) -> dict[str, float]:
     """``ingest_kind`` into a new data dir at ``home`` (removed afterwards), models warm."""
     engine = Engine(bench_settings(home))
     engine.models.text_encoder.encode_document(["warm up"])
     engine.models.ocr.read(Image.new("RGB", (64, 32), "white"))
     try:
-        return ingest_kind(engine, files)
+        return ingest_kind(engine, files, workers)
     finally:
         close_all()
         shutil.rmtree(home, ignore_errors=True)
@@ -267,15 +268,12 @@ def workers_check(tmp: Path) -> None:
     files = sorted(folder.iterdir())
     best: dict[int, float] = {}
     for workers in (1, 2, 1, 2):
-        engine = Engine(bench_settings(tmp / f"home-w{workers}-{time.monotonic_ns()}"))
-        engine.models.text_encoder.encode_document(["warm up"])
-        r = ingest_kind(engine, files, workers)
+        r = ingest_fresh(tmp / f"home-w{workers}-{time.monotonic_ns()}", files, workers)
         rate = len(files) / r["wall_s"]
         best[workers] = max(best.get(workers, 0.0), rate)
         print(f"workers={workers}: {len(files)} files in {r['wall_s']:.1f} s wall, "
               f"{r['cpu_s']:.1f} CPU s ({r['cpu_s'] / r['wall_s']:.2f} cores), "
               f"{rate:.1f} files/s")
-        close_all()
     print(f"--workers 2 against 1: {best[2] / best[1]:.2f}x (best of two runs each)")
 
 
