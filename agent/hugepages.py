@@ -1,0 +1,97 @@
+"""A model's memory moved into transparent huge pages (Linux), for fewer TLB misses.
+
+An int8 MiniLM run reads all of its packed weights, about 11 MiB: some 2,800 pages of 4 KiB,
+nearly all that a core's second-level TLB holds (3,072 entries on this Zen 4), before the
+activations, so runs keep walking page tables. In 2 MiB pages the same weights take six.
+Most distributions set transparent huge pages to ``madvise``: only memory that asks gets
+them, and ONNX Runtime's allocations do not ask. ``collapse`` asks for the memory a model
+mapped (``new_parts`` of two ``anonymous_regions`` snapshots: its weights, packed weights and
+working arena) with ``MADV_HUGEPAGE`` and moves it into huge pages now with ``MADV_COLLAPSE``
+(Linux 6.1+).
+
+Measured on the four dev filings' 2,087 distinct texts, two runs at once on 2 cores, alternating
+processes: 33.5-34.5 CPU-s with the encoder's memory collapsed (74-82 MiB) against 35.6-36.3
+without (``OnnxTextEncoder._huge_pages``). Anywhere this is not supported (another OS, an older
+kernel, huge pages set to ``never``) nothing happens; the contents of the memory never change
+either way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+from collections.abc import Callable
+from functools import lru_cache
+
+log = logging.getLogger(__name__)
+HUGE_PAGE = 2 << 20
+MADV_HUGEPAGE = 14
+MADV_COLLAPSE = 25
+
+Regions = list[tuple[int, int]]
+
+
+def anonymous_regions() -> Regions:
+    """(start, end) of this process's private writable anonymous mappings and its heap."""
+    if not sys.platform.startswith("linux"):
+        return []
+    regions: Regions = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                anonymous = len(fields) == 5 or (len(fields) == 6 and fields[5] == "[heap]")
+                if anonymous and fields[1].startswith("rw") and fields[1].endswith("p"):
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    regions.append((start, end))
+    except OSError:
+        return []
+    return regions
+
+
+def new_parts(before: Regions, after: Regions) -> Regions:
+    """The parts of ``after`` that no region of ``before`` covered."""
+    parts: Regions = []
+    for start, end in after:
+        pieces = [(start, end)]
+        for b_start, b_end in before:
+            pieces = [p for a, z in pieces for p in ((a, min(z, b_start)), (max(a, b_end), z))
+                      if p[1] > p[0]]
+        parts += pieces
+    return parts
+
+
+@lru_cache(maxsize=1)
+def _madvise() -> Callable[[int, int, int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    return madvise
+
+
+def collapse(regions: Regions) -> int:
+    """Bytes of ``regions`` (whole 2 MiB pages inside each) now in huge pages; 0 where the
+    system cannot."""
+    madvise = _madvise()
+    if madvise is None:
+        return 0
+    done = 0
+    for start, end in regions:
+        lo = -(-start // HUGE_PAGE) * HUGE_PAGE
+        hi = end // HUGE_PAGE * HUGE_PAGE
+        if hi - lo < HUGE_PAGE:
+            continue
+        if madvise(lo, hi - lo, MADV_HUGEPAGE) != 0:
+            log.debug("MADV_HUGEPAGE refused (errno %d)", ctypes.get_errno())
+            return done  # huge pages are off, or not on this kernel: the rest would fail too
+        if madvise(lo, hi - lo, MADV_COLLAPSE) == 0:
+            done += hi - lo
+        else:
+            log.debug("MADV_COLLAPSE refused (errno %d)", ctypes.get_errno())
+    return done
+

@@ -1,0 +1,89 @@
+"""The text model's memory in transparent huge pages: what is moved, that its contents never
+change, and that the encoder does it once, for bulk work only."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import platform
+import re
+from pathlib import Path
+
+import numpy as np
+
+from vistarag.agent import hugepages, onnx_text
+from vistarag.agent.embeddings import resolve_text_model
+from vistarag.agent.engine import Engine
+from vistarag.agent.settings import Settings
+
+SPEC = "packaged:all-MiniLM-L6-v2"
+MiB = 1 << 20
+
+
+def supported() -> bool:
+    """Linux 6.1+ (``MADV_COLLAPSE``) with transparent huge pages not set to ``never``."""
+    try:
+        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return False
+    release = re.match(r"(\d+)\.(\d+)", platform.release())
+    return ("[never]" not in mode and release is not None
+            and (int(release[1]), int(release[2])) >= (6, 1))
+
+
+def huge_kib(start: int, end: int) -> int:
+    """AnonHugePages of the mapping that spans ``start``..``end``."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for i, line in enumerate(lines):
+        span = line.split()[0]
+        if "-" in span and all(c in "0123456789abcdef-" for c in span):
+            lo, hi = (int(x, 16) for x in span.split("-"))
+            if lo <= start and end <= hi:
+                for field in lines[i + 1:]:
+                    if field.startswith("AnonHugePages:"):
+                        return int(field.split()[1])
+    return 0
+
+
+def test_only_what_was_mapped_after_the_snapshot_is_new() -> None:
+    before = [(0x1000, 0x5000), (0x9000, 0xA000)]
+    after = [(0x1000, 0x5000), (0x1000_000, 0x1400_000), (0x8000, 0xB000)]
+    assert hugepages.new_parts(before, after) == [
+        (0x1000_000, 0x1400_000), (0x8000, 0x9000), (0xA000, 0xB000)]
+    assert hugepages.new_parts([], after) == after
+    assert hugepages.collapse([(0x1000, 0x2000)]) == 0  # no whole 2 MiB page inside
+
+
+def test_memory_mapped_after_a_snapshot_moves_into_huge_pages_unchanged() -> None:
+    before = hugepages.anonymous_regions()
+    region = mmap.mmap(-1, 16 * MiB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    pattern = os.urandom(MiB) * 16
+    region.write(pattern)
+    moved = hugepages.collapse(hugepages.new_parts(before, hugepages.anonymous_regions()))
+    assert region[:] == pattern
+    if not supported():
+        return  # nothing to check but that the contents stayed
+    start = np.frombuffer(region, dtype=np.uint8).ctypes.data
+    assert moved >= 14 * MiB  # the 2 MiB pages inside the 16 MiB region, at least
+    assert huge_kib(start, start + 16 * MiB) >= 14 * 1024
+
+
+def test_the_encoder_moves_its_memory_once_for_bulk_work_and_vectors_stay(
+    settings: Settings,
+) -> None:
+    """A query-sized call leaves memory as it is (start-up stays quick); the first bulk call
+    moves the session's weights and arena; the vectors are the same bit for bit."""
+    Engine(settings).models.text_encoder.encode_document(["export the model if needed"])
+    encoder = onnx_text.load(SPEC, resolve_text_model(SPEC), settings.model_cache, int8=True)
+    assert encoder is not None
+    texts = [f"Note {i}. Revenue from the cloud segment grew {i}% in fiscal 2022 as customers "
+             f"moved workloads {'and storage ' * (i % 5)}to the platform." for i in range(40)]
+    few = encoder.encode_document(texts[:3])
+    assert encoder.huge_page_bytes is None
+    bulk = encoder.encode_document(texts)
+    assert encoder.huge_page_bytes is not None
+    if supported():
+        assert encoder.huge_page_bytes >= 8 * MiB  # the int8 weights alone are about 11 MiB
+    encoder._cache.clear()
+    assert np.array_equal(encoder.encode_document(texts), bulk)
+    assert np.array_equal(bulk[:3], few)
