@@ -483,14 +483,17 @@ class OnnxTextEncoder:
             if self.huge_page_bytes is not None:
                 return
             self.huge_page_bytes = 0
-            self._tokenizer.enable_truncation(tokens)
-            longest = self._tokenizer.encode("x " * tokens)
-            started = threading.Barrier(lanes)  # the lanes' threads (their stacks) exist before
-            list(pool.map(lambda _: started.wait(), range(lanes)))
-            before = hugepages.anonymous_regions()
-            list(pool.map(lambda _: self._run([longest], [0]), range(lanes)))
-            arena = hugepages.new_parts(before, hugepages.anonymous_regions())
-            self.huge_page_bytes = hugepages.collapse(self._session_memory + arena)
+            try:
+                self._tokenizer.enable_truncation(tokens)
+                longest = self._tokenizer.encode("x " * tokens)
+                started = threading.Barrier(lanes, timeout=30)  # the lanes' threads (and their
+                list(pool.map(lambda _: started.wait(), range(lanes)))  # stacks) exist before
+                before = hugepages.anonymous_regions()
+                list(pool.map(lambda _: self._run([longest], [0]), range(lanes)))
+                arena = hugepages.new_parts(before, hugepages.anonymous_regions())
+                self.huge_page_bytes = hugepages.collapse(self._session_memory + arena)
+            except Exception as exc:  # only a speed-up: encoding goes on without it
+                log.info("text model memory not moved into huge pages (%s)", exc)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
