@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,42 @@ def test_step_metadata_stays_json_in_the_table(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "chat.sqlite") as conn:
         stored = conn.execute("SELECT metadata FROM steps LIMIT 1").fetchone()[0]
     assert json.loads(stored) == {"icon": "scan-eye"}
+
+
+async def _late_writes(tmp_path: Path) -> tuple[Any, int, int]:
+    """Alice's thread deleted, then what Chainlit does when her socket closes a moment later
+    (``persist_user_session``: the session's metadata upserted onto the thread) and a step
+    write still queued."""
+    import sqlite3
+
+    from chainlit.context import init_http_context
+    from chainlit.user import User
+
+    from vistarag.ui.web.persistence import make_data_layer
+
+    layer = make_data_layer(tmp_path / "chat.sqlite", tmp_path / "elements")
+    thread = str(uuid.uuid4())
+    init_http_context(thread_id=thread)
+    alice = await layer.create_user(User(identifier="alice"))
+    assert alice is not None
+    await layer.update_thread(thread, name="The vault", user_id=alice.id)
+    step = {"id": str(uuid.uuid4()), "threadId": thread, "type": "run", "name": "turn",
+            "streaming": False}
+    await layer.create_step(dict(step))
+    with sqlite3.connect(tmp_path / "chat.sqlite") as conn:  # the step landed
+        assert conn.execute('SELECT COUNT(*) FROM steps WHERE "threadId" = ?',
+                            (thread,)).fetchone()[0] == 1
+    await layer.delete_thread(thread)
+    await layer.update_thread(thread_id=thread, metadata={"chat_settings": {"top_k": 5}})
+    await layer.create_step({**step, "id": str(uuid.uuid4())})
+    with sqlite3.connect(tmp_path / "chat.sqlite") as conn:
+        threads = conn.execute('SELECT COUNT(*) FROM threads WHERE "id" = ?', (thread,))
+        steps = conn.execute('SELECT COUNT(*) FROM steps WHERE "threadId" = ?', (thread,))
+        counts = threads.fetchone()[0], steps.fetchone()[0]
+    return await layer.get_thread(thread), *counts
+
+
+def test_a_deleted_thread_stays_deleted_when_its_session_closes_after(tmp_path: Path) -> None:
+    """The upsert would bring the thread back without an author, and Chainlit would then refuse
+    every socket on that id (a CI run saw Bob refused that way, before the app could answer)."""
+    assert asyncio.run(_late_writes(tmp_path)) == (None, 0, 0)

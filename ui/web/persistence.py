@@ -149,7 +149,8 @@ class VistaDataLayer(SQLAlchemyDataLayer):
     """The SQLAlchemy data layer on SQLite, keeping ``/vistarag/...`` element URLs as they are.
 
     ``before_delete`` hooks run ahead of a thread's deletion (the app forgets the thread's graph
-    memory and marks its id deleted there); a hook that fails stops the deletion. Step writes
+    memory and marks its id deleted there); a hook that fails stops the deletion. Writes that
+    reach a thread after this process deleted it are dropped, so it never comes back. Step writes
     land in the order they were made; a new thread's title is made distinct; a thread read for
     resuming gets back what Chainlit's query drops (step icons, a video's autoplay).
     """
@@ -158,6 +159,10 @@ class VistaDataLayer(SQLAlchemyDataLayer):
         super().__init__(*args, **kwargs)
         self.before_delete: list[Callable[[str], Awaitable[None]]] = []
         self._step_writes = asyncio.Lock()
+        # Chainlit writes a session's metadata to its thread when the socket closes, which can
+        # come after the user deleted the thread: that upsert would bring the thread back as a
+        # row without an author (and Chainlit then refuses every socket on that id).
+        self._deleted: set[str] = set()
 
     async def create_step(self, step_dict: Any) -> None:
         """Chainlit's, one write at a time in the order they were made.
@@ -167,12 +172,15 @@ class VistaDataLayer(SQLAlchemyDataLayer):
         after a reload). The lock is each task's first wait, and asyncio starts tasks and wakes
         a lock's waiters in order, so the writes land in the order they were made.
         """
+        if step_dict.get("threadId") in self._deleted:
+            return
         async with self._step_writes:
             await super().create_step(step_dict)
 
     async def delete_thread(self, thread_id: str) -> None:
         for hook in self.before_delete:
             await hook(thread_id)
+        self._deleted.add(thread_id)
         await super().delete_thread(thread_id)
 
     async def update_thread(self, thread_id: str, name: str | None = None,
@@ -180,7 +188,10 @@ class VistaDataLayer(SQLAlchemyDataLayer):
                             tags: list[str] | None = None) -> None:
         """Chainlit's, except that a new thread's title (its first question) is made distinct
         from the user's other threads: ``Question (2)`` when ``Question`` is taken; a blank one
-        (a message of files only) is not set, so ``title_untitled`` can name it."""
+        (a message of files only) is not set, so ``title_untitled`` can name it. A thread this
+        process deleted is not written again."""
+        if thread_id in self._deleted:
+            return
         if name is not None and not name.strip():
             name = None
         if name:
@@ -286,6 +297,8 @@ class VistaDataLayer(SQLAlchemyDataLayer):
 
     @queue_until_user_message()
     async def create_element(self, element: Element) -> None:
+        if element.thread_id in self._deleted:
+            return
         if not (element.url or "").startswith(ROUTE_PREFIX):
             await super().create_element(element)
             return
