@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from vistarag.agent.engine import Engine
 from vistarag.agent.ingest.discover import select
 from vistarag.agent.ingest.parallel import map_ordered, read_ahead
-from vistarag.agent.ingest.pdf import extract_pdf
+from vistarag.agent.ingest.pdf import draws_no_images, extract_pdf
 from vistarag.agent.models import Models
 from vistarag.agent.ocr import OcrLine, RapidOcrEngine
 from vistarag.agent.onnx_text import OnnxTextEncoder, run_threads
@@ -85,6 +85,56 @@ def test_a_document_of_glyph_pages_costs_no_ocr(tmp_path: Path) -> None:
     extraction = extract_pdf(make_glyph_pdf(tmp_path / "glyphs.pdf", pages=6), ocr, 50, 1000, 72)
     assert ocr.calls == 1  # the logo, once for the document
     assert sum(u.modality == "image" for u in extraction.units) == 1
+
+
+def _append_content(doc: pymupdf.Document, page: pymupdf.Page, ops: bytes) -> None:
+    xref = page.get_contents()[-1]
+    doc.update_stream(xref, doc.xref_stream(xref) + b"\n" + ops)
+
+
+def _set_resource(doc: pymupdf.Document, page: pymupdf.Page, key: str, value: str) -> None:
+    kind, ref = doc.xref_get_key(page.xref, "Resources")
+    assert kind == "xref"
+    doc.xref_set_key(int(ref.split()[0]), key, value)
+
+
+def _pages_that_draw_images(path: Path) -> pymupdf.Document:
+    """Page 1: text and a link, nothing drawn as an image; then one page for each way a page
+    can place an image: an image XObject, an inline image, a shading, a shading pattern, an
+    annotation's appearance, a soft mask, a form XObject (another page shown on this one)."""
+    doc = pymupdf.open()
+    tick = _png(Image.new("RGB", (16, 20), "black"))
+    for _ in range(8):
+        page = doc.new_page()
+        page.insert_text((72, 72), "Revenue by segment, fiscal 2024 (BILLION dollars)")
+        page.insert_link({"kind": pymupdf.LINK_URI, "from": pymupdf.Rect(72, 60, 200, 76),
+                          "uri": "https://example.com"})
+    doc[1].insert_image(pymupdf.Rect(100, 100, 300, 200), stream=tick)
+    inline = b"q 200 0 0 100 100 300 cm BI /W 2 /H 1 /CS /G /BPC 8 ID \x00\xff EI Q"
+    _append_content(doc, doc[2], inline)
+    shading = ("<</ShadingType 2 /ColorSpace /DeviceRGB /Coords [0 0 1 0] /Function "
+               "<</FunctionType 2 /Domain [0 1] /C0 [1 0 0] /C1 [0 0 1] /N 1>> >>")
+    _set_resource(doc, doc[3], "Shading", f"<</Sh1 {shading}>>")
+    _append_content(doc, doc[3], b"q 200 0 0 100 100 300 cm /Sh1 sh Q")
+    _set_resource(doc, doc[4], "Pattern", f"<</P1 <</PatternType 2 /Shading {shading}>> >>")
+    _append_content(doc, doc[4], b"q /Pattern cs /P1 scn 100 300 200 100 re f Q")
+    doc[5].add_stamp_annot(pymupdf.Rect(100, 300, 300, 400))
+    _set_resource(doc, doc[6], "ExtGState", "<</G1 <</SMask <</S /Luminosity /G 0 0 R>> >> >>")
+    other = pymupdf.open()
+    other.new_page().insert_image(pymupdf.Rect(50, 50, 250, 150), stream=tick)
+    doc[7].show_pdf_page(pymupdf.Rect(100, 300, 400, 600), other, 0)
+    doc.save(path)
+    return pymupdf.open(path)
+
+
+def test_pages_that_certainly_draw_no_image_skip_the_image_pass(tmp_path: Path) -> None:
+    """``draws_no_images`` (read from resources, not by interpreting the page) answers True
+    only where PyMuPDF's image pass finds nothing: a wrong True would lose a figure."""
+    doc = _pages_that_draw_images(tmp_path / "ways.pdf")
+    assert [draws_no_images(page) for page in doc] == [True] + [False] * 7
+    for page in doc:
+        assert not (draws_no_images(page) and page.get_image_info())
+    assert all(page.get_image_info() for page in doc if page.number in (1, 2, 3, 7))
 
 
 def test_run_threads_never_oversubscribe() -> None:

@@ -36,6 +36,8 @@ def repair(text: str, vocab: set[str] | None = None) -> str:
     and non-breaking hyphens and spaces, private-use bullets, line-end hyphenation (joined
     without the hyphen when the joined word occurs elsewhere in ``vocab``, else kept as a
     compound: "cloud-\nnative" -> "cloud-native") and letter-spaced headings ("R E V E N U E")."""
+    if text.isascii() and "\n" not in text and " " not in text:
+        return text  # one plain word (most of a table's): nothing to undo
     text = text.translate(_LIGATURES).replace("\u00ad\n", "").replace("\u00ad", "")
     if "\n" not in text and " " not in text:
         return text  # one word (a table's words): no line-end hyphen, no letter spacing

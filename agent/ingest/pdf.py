@@ -152,14 +152,70 @@ def _timed(stats: Counter[str], key: str) -> Iterator[None]:
         stats[f"{key}_cpu"] += time.thread_time() - cpu  # type: ignore[assignment]
 
 
+_INLINE_IMAGE = re.compile(rb"(?<![^\s\]>)}])BI(?=[\s/])")
+_IMAGE_RESOURCES = ("XObject", "Shading", "Pattern")  # images, forms, shadings (drawn as images)
+
+
+def draws_no_images(page: pymupdf.Page) -> bool:
+    """True when the page certainly places no image, read from its resources and content
+    without interpreting it (0.35 ms against the 1.4 ms of ``get_image_info`` on a filing's
+    page): no image or form XObjects, shadings, patterns, Type3 fonts, annotations drawn from
+    an appearance (a link has none), soft masks or inline images. Any doubt (inherited
+    resources, a damaged object) answers False."""
+    try:
+        return _draws_no_images(page)
+    except Exception:  # a damaged resource: the image pass decides
+        return False
+
+
+def _draws_no_images(page: pymupdf.Page) -> bool:
+    doc = page.parent
+    xref = page.xref
+    if doc.xref_get_key(xref, "Resources")[0] not in ("xref", "dict"):
+        return False
+    if any(doc.xref_get_key(xref, f"Resources/{key}")[0] != "null" for key in _IMAGE_RESOURCES):
+        return False
+    annots = doc.xref_get_key(xref, "Annots")
+    if annots[0] != "null" and (annots[0] != "array" or any(  # links have no appearance
+        doc.xref_get_key(int(ref), "AP")[0] != "null"
+        for ref in re.findall(r"(\d+) 0 R", annots[1])
+    ) or re.sub(r"\d+ 0 R", "", annots[1]).strip("[] ")):
+        return False
+    if any(font[2] == "Type3" for font in page.get_fonts()):
+        return False
+    if _soft_masks(doc, doc.xref_get_key(xref, "Resources/ExtGState")):
+        return False
+    content = page.read_contents()
+    return b"BI" not in content or not _INLINE_IMAGE.search(content)
+
+
+def _soft_masks(doc: pymupdf.Document, states: tuple[str, str]) -> bool:
+    """True unless the graphics states (an ``xref_get_key`` answer) certainly set no soft
+    mask (a soft mask is a group drawn like a form)."""
+    kind, value = states
+    if kind == "null":
+        return False
+    if kind == "xref":
+        value = doc.xref_object(int(value.split()[0]), compressed=True)
+    elif kind != "dict":
+        return True
+    return any(
+        doc.xref_get_key(int(ref), "SMask") not in (("null", "null"), ("name", "/None"))
+        for ref in set(re.findall(r"(\d+) 0 R", value))
+    ) or "SMask" in re.sub(r"\d+ 0 R", "", value)
+
+
 def _triage(
     page: pymupdf.Page, scanned: bool, seen: set[bytes], stats: Counter[str]
 ) -> list[pymupdf.Rect]:
     """The boxes of the page's images worth a figure unit. Left out, and never OCRed or
     embedded: images under ``MIN_FIGURE_PT`` on a side (glyphs, check boxes, icons, rules), an
     image already placed earlier in the document (a logo on every page: the same pixels, by
-    MD5), and on a scanned page the scan itself (the page render and its OCR stand for it)."""
+    MD5), and on a scanned page the scan itself (the page render and its OCR stand for it).
+    A page that ``draws_no_images`` is not interpreted a second time to find out."""
     boxes: list[pymupdf.Rect] = []
+    if draws_no_images(page):
+        return boxes
     area = max(page.rect.width * page.rect.height, 1.0)
     for info in page.get_image_info(hashes=True):
         stats["images_placed"] += 1
@@ -264,6 +320,7 @@ def iter_pdf_pages(
     by ``file_sha256`` (hashed here when the caller has not)."""
     doc = open_pdf(path, max_pages)
     content = (file_sha256 or sha256_file(path)) if defer_renders else ""
+    resolved = str(path.resolve())  # once: resolving stats every folder of the path
     stats["pages"] = doc.page_count
     title = (doc.metadata or {}).get("title") or ""
     produced = 0
@@ -315,7 +372,7 @@ def iter_pdf_pages(
                 units += figures
                 later = None
                 if defer_renders and not scanned and not figures:
-                    later = PageRender(str(path.resolve()), content, index, render_dpi, max_side)
+                    later = PageRender(resolved, content, index, render_dpi, max_side)
                 units.append(
                     Unit(
                         key=page_key,

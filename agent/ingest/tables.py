@@ -106,32 +106,38 @@ def lines_from_words(words: Sequence[Sequence]) -> list[Line]:
     rows: list[list[Sequence]] = []
     top = bottom = 0.0  # the vertical extent of the last row
     for w in ordered:
-        yc = (w[1] + w[3]) / 2
+        y0, y1 = w[1], w[3]
+        yc = (y0 + y1) / 2
         if rows and top - 1 <= yc <= bottom + 1 and abs(yc - (top + bottom) / 2) < (
             bottom - top
         ) * 0.6:
             rows[-1].append(w)
-            top, bottom = min(top, w[1]), max(bottom, w[3])
+            if y0 < top:
+                top = y0
+            if y1 > bottom:
+                bottom = y1
             continue
         rows.append([w])
-        top, bottom = w[1], w[3]
+        top, bottom = y0, y1
     lines = []
     for row in rows:
         row.sort(key=lambda w: w[0])
         height = max(w[3] - w[1] for w in row) or 8.0
+        gap_limit = max(3.0, 0.55 * height)
         cells: list[Cell] = []
+        prev: Cell | None = None
         for w in row:
             text = str(w[4])
-            gap_limit = max(3.0, 0.55 * height)
-            if cells and w[0] - cells[-1].x1 <= gap_limit and not (
-                _is_number_word(text) and cells[-1].text not in _CURRENCY
-                and _is_number_word(cells[-1].text.split()[-1])
+            if prev is not None and w[0] - prev.x1 <= gap_limit and not (
+                _is_number_word(text) and prev.text not in _CURRENCY
+                and _is_number_word(prev.text.split()[-1])
             ):
-                prev = cells[-1]
                 prev.text = f"{prev.text} {text}"
-                prev.x1 = max(prev.x1, w[2])
+                if w[2] > prev.x1:
+                    prev.x1 = w[2]
             else:
-                cells.append(Cell(text, w[0], w[2]))
+                prev = Cell(text, w[0], w[2])
+                cells.append(prev)
         cells = _attach_currency(cells)
         lines.append(Line(min(w[1] for w in row), max(w[3] for w in row), cells))
     return lines
