@@ -11,7 +11,7 @@ working arena) with ``MADV_HUGEPAGE`` and moves it into huge pages now with ``MA
 
 Measured on the four dev filings' 2,087 distinct texts, two runs at once on 2 cores, alternating
 processes: 33.5-34.5 CPU-s with the encoder's memory collapsed (74-82 MiB) against 35.6-36.3
-without (``OnnxTextEncoder._huge_pages``). Anywhere this is not supported (another OS, an older
+without (``OnnxTextEncoder.prepare_bulk``). Anywhere this is not supported (another OS, an older
 kernel, huge pages set to ``never``) nothing happens; the contents of the memory never change
 either way.
 """

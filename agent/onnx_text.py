@@ -396,7 +396,7 @@ class OnnxTextEncoder:
         before = hugepages.anonymous_regions()
         self._session = open_session(onnx_path, session_options(intra))
         self._session_memory = hugepages.new_parts(before, hugepages.anonymous_regions())
-        self.huge_page_bytes: int | None = None  # set by the first bulk call (``_huge_pages``)
+        self.huge_page_bytes: int | None = None  # set by ``prepare_bulk``
         self._lock = threading.Lock()  # the tokenizer's settings change per call
         self._pool: ThreadPoolExecutor | None = None
         # Vectors by their (truncated) token ids, most recently used last: a text read again
@@ -439,7 +439,7 @@ class OnnxTextEncoder:
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         lanes = min(self._runs, runs or self._runs, len(batches))
         if self.huge_page_bytes is None and len(todo) >= BULK_TEXTS:
-            self._huge_pages(limit, lanes)
+            self.prepare_bulk(limit, lanes)
         if lanes > 1:
             # Each lane takes the next batch (longest first) as soon as it is free.
             pending = iter(batches)
@@ -473,11 +473,14 @@ class OnnxTextEncoder:
                 out[i] = out[first[key]]
         return out
 
-    def _huge_pages(self, tokens: int, lanes: int) -> None:
-        """Once, before the first bulk work: the session's weights and the working memory of
-        ``lanes`` concurrent runs of ``tokens`` tokens (the most a text gets) into huge pages,
-        where the system allows (``hugepages``; 0.2-0.3 s). Only memory the session mapped is
-        moved, not the rest of the process's."""
+    def prepare_bulk(self, max_tokens: int | None = None, runs: int | None = None) -> None:
+        """Get ready for bulk work (an ingest), once per encoder: the session's weights and the
+        working memory of ``runs`` concurrent runs of ``max_tokens`` tokens (the most a text
+        gets) move into huge pages where the system allows (``hugepages``; 0.1-0.3 s). Only
+        memory the session mapped is moved, not the rest of the process's. ``vistarag ingest``
+        calls it while loading models; otherwise the first bulk call (``BULK_TEXTS``) does."""
+        tokens = min(max_tokens or self._max_tokens, self._max_tokens)
+        lanes = min(self._runs, runs or self._runs)
         pool = self._executor()
         with self._lock:
             if self.huge_page_bytes is not None:

@@ -57,8 +57,7 @@ def main() -> None:
         settings = Settings(home=root / "home", synthesizer="extractive",
                             checkpointer="memory", _env_file=None)
         engine = Engine(settings)
-        engine.models.text_encoder  # noqa: B018  (load time is not ingest time)
-        engine.models.joint  # noqa: B018
+        engine.ingestor().prepare_models(args.workers)  # load time is not ingest time
         selection = select([root / "corpus"])
         local = engine.ingestor("local").ingest_selection(selection, workers=args.workers)
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)

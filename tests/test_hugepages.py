@@ -87,3 +87,25 @@ def test_the_encoder_moves_its_memory_once_for_bulk_work_and_vectors_stay(
     encoder._cache.clear()
     assert np.array_equal(encoder.encode_document(texts), bulk)
     assert np.array_equal(bulk[:3], few)
+
+
+def test_an_ingest_prepares_the_text_model_before_its_first_file(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    """``vistarag ingest`` loads the models and moves the text model's memory before the first
+    file (``Ingestor.prepare_models``), not with the lanes waiting in the middle of a file;
+    the ingest after it moves nothing again."""
+    engine = Engine(settings)
+    ingestor = engine.ingestor()
+    ingestor.prepare_models(workers=2)
+    encoder = engine.models.text_encoder
+    assert isinstance(encoder, onnx_text.OnnxTextEncoder)
+    moved = encoder.huge_page_bytes
+    assert moved is not None
+    if supported():
+        assert moved >= 8 * MiB
+    note = tmp_path / "note.txt"
+    note.write_text("\n\n".join(f"Paragraph {i}: warehouse lease {i} renews in 20{30 + i % 9}."
+                                for i in range(60)))
+    assert ingestor.ingest_paths([note]).count("added") == 1
+    assert encoder.huge_page_bytes == moved

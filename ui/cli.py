@@ -189,8 +189,7 @@ def ingest(
         # Loaded before the progress bar starts; a user's first ingest also exports the text
         # model to ONNX (about 10 s, once), so say what the wait is.
         with err.status("loading models (the first run also prepares the text model)"):
-            engine.models.text_encoder  # noqa: B018
-            engine.models.joint  # noqa: B018
+            ingestor.prepare_models(workers)
     except VistaRAGError as exc:
         _fail(exc)
     from rich.progress import (

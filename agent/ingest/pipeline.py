@@ -152,6 +152,17 @@ class Ingestor:
         knowledge bases built before keyed ids."""
         return [self.doc_id(source), legacy_doc_id(source)]
 
+    def prepare_models(self, workers: int | None = None) -> None:
+        """Load the models an ingest uses and get the text model ready for bulk work with
+        ``workers`` (default: the cores; ``OnnxTextEncoder.prepare_bulk``), before the first
+        file: what ``vistarag ingest`` does while it says it is loading models. Optional: a
+        first bulk encode prepares the text model itself, with the lanes waiting."""
+        encoder = self.models.text_encoder
+        self.models.joint  # noqa: B018
+        prepare_bulk = getattr(encoder, "prepare_bulk", None)
+        if prepare_bulk is not None:
+            prepare_bulk(self.settings.text_max_tokens, workers or default_workers())
+
     def ingest_paths(
         self,
         paths: Iterable[Path | str],
