@@ -175,11 +175,7 @@ def _draws_no_images(page: pymupdf.Page) -> bool:
         return False
     if any(doc.xref_get_key(xref, f"Resources/{key}")[0] != "null" for key in _IMAGE_RESOURCES):
         return False
-    annots = doc.xref_get_key(xref, "Annots")
-    if annots[0] != "null" and (annots[0] != "array" or any(  # links have no appearance
-        doc.xref_get_key(int(ref), "AP")[0] != "null"
-        for ref in re.findall(r"(\d+) 0 R", annots[1])
-    ) or re.sub(r"\d+ 0 R", "", annots[1]).strip("[] ")):
+    if _annotations_drawn(doc, doc.xref_get_key(xref, "Annots")):
         return False
     if any(font[2] == "Type3" for font in page.get_fonts()):
         return False
@@ -187,6 +183,18 @@ def _draws_no_images(page: pymupdf.Page) -> bool:
         return False
     content = page.read_contents()
     return b"BI" not in content or not _INLINE_IMAGE.search(content)
+
+
+def _annotations_drawn(doc: pymupdf.Document, annots: tuple[str, str]) -> bool:
+    """True unless the page's annotations (an ``xref_get_key`` answer) certainly draw nothing:
+    none, or only ones without an appearance stream (links)."""
+    kind, value = annots
+    if kind == "null":
+        return False
+    if kind != "array" or re.sub(r"\d+ 0 R", "", value).strip("[] "):
+        return True  # an indirect array or an annotation written inline: not read here
+    return any(doc.xref_get_key(int(ref), "AP")[0] != "null"
+               for ref in re.findall(r"(\d+) 0 R", value))
 
 
 def _soft_masks(doc: pymupdf.Document, states: tuple[str, str]) -> bool:
