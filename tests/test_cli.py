@@ -15,6 +15,7 @@ from tests.fixtures_media import make_pdf, make_screenshot
 from vistarag.agent.blobs import BlobStore
 from vistarag.agent.qdrant import close_all
 from vistarag.ui.cli import app
+from vistarag.ui.cli_progress import PagesDone
 
 PUBLIC_KEYS = {
     "id",
@@ -86,6 +87,9 @@ def test_ingest_reports_what_it_added(cli) -> None:
     err = cli.ingest.stderr
     assert "2 files: 2 added, 0 replaced, 0 unchanged, 0 skipped, 0 errors" in err
     assert "(3 pages," in err and "into knowledge base 'default'" in err
+    # the progress bar's last state and the summary give the pages read and the rate
+    assert re.search(r"2/2 \S+ 3 pages stored, \d+\.\d pages/s\n", err), err
+    assert re.search(r" s \(\d+\.\d pages/s\) into knowledge base", err), err
     again = cli.run("ingest", str(cli.root))  # a folder: the same two files, unchanged
     assert "2 files: 0 added, 0 replaced, 2 unchanged" in again.stderr
 
@@ -266,3 +270,19 @@ def test_search_from_another_directory_finds_the_same_knowledge_base(tmp_path: P
     # A knowledge base nobody ingested into says so and fails, from anywhere.
     missing = vistarag(second, "search", "offsite", "--kb", "nothing-here")
     assert missing.returncode != 0 and "nothing-here" in missing.stderr
+
+
+def test_pages_done_add_up_over_files_read_at_once() -> None:
+    """``vistarag ingest --workers 2`` ingests two files at once: the bar counts the stored
+    pages of both, never goes back, and gives pages per second since the ingest started."""
+    pages = PagesDone(started=100.0)
+    assert pages.line(now=101.0) == ""
+    pages.update(Path("a.pdf"), 3)
+    pages.update("b.pdf", 5)
+    pages.update("a.pdf", 2)  # a late, smaller count for a.pdf: still 3
+    pages.update(Path("a.pdf"), 10)  # a.pdf's result: all 10 pages
+    assert pages.done == 15
+    assert pages.line(now=103.0) == "15 pages stored, 5.0 pages/s"
+    one = PagesDone(started=0.0)
+    one.update("c.pdf", 1)
+    assert one.line(now=2.0) == "1 page stored, 0.5 pages/s"

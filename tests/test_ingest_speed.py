@@ -82,7 +82,7 @@ def test_tiny_and_repeated_images_are_not_ocred_or_embedded(tmp_path: Path) -> N
 
 def test_a_document_of_glyph_pages_costs_no_ocr(tmp_path: Path) -> None:
     ocr = CountingOcr()
-    extraction = extract_pdf(make_glyph_pdf(tmp_path / "glyphs.pdf", pages=6), ocr, 50, 1000, 72)
+    extraction = extract_pdf(make_glyph_pdf(tmp_path / "glyphs.pdf", pages=30), ocr, 50, 1000, 72)
     assert ocr.calls == 1  # the logo, once for the document
     assert sum(u.modality == "image" for u in extraction.units) == 1
 
@@ -191,6 +191,28 @@ def test_runs_caps_the_texts_in_the_model_at_once(tmp_path: Path) -> None:
     assert max(most) > 1  # the default runs several at once
     assert np.abs(by_runs[1] - by_runs[2]).max() <= 1e-6
     assert np.abs(by_runs[1] - by_runs[None]).max() <= 1e-6
+
+
+def test_progress_says_which_pages_are_stored_behind_those_read(tmp_path: Path) -> None:
+    """A PDF's progress: ``pages`` as they are read, and ``stored`` as each batch's points
+    land (what ``vistarag ingest`` counts for its pages/s), in page order up to the last. The
+    first pages' points wait for the document's metadata (``docmeta.BODY_PAGES``)."""
+    settings = Settings(_env_file=None, home=tmp_path / "home", joint_model="none",
+                        synthesizer="extractive", ingest_batch_units=8)
+    events: list[tuple[str, float, float | None]] = []
+    result = Engine(settings).ingestor().ingest_file(
+        make_glyph_pdf(tmp_path / "glyphs.pdf", pages=30),
+        on_progress=lambda stage, done, total: events.append((stage, done, total)))
+    assert result.status == "added" and result.pages == 30
+    stored = [(done, total) for stage, done, total in events if stage == "stored"]
+    assert len(stored) >= 2 and stored[-1] == (30, 30)  # several batches, the last page last
+    assert [d for d, _ in stored] == sorted({d for d, _ in stored})
+    read = 0.0
+    for stage, done, _ in events:
+        if stage == "pages":
+            read = done
+        elif stage == "stored":
+            assert done <= read  # a page is stored only once it has been read
 
 
 def test_workers_reach_the_text_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

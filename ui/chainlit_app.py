@@ -362,6 +362,8 @@ class UploadProgress:
         await self.step.update()
 
     def report(self, stage: str, done: float, total: float | None) -> None:
+        if stage == "stored":
+            return  # the step follows reading (pages, seconds of video); the result says stored
         self.stage, self.done, self.total = stage, done, total
         now = time.monotonic()
         if now - self._last < 0.25 and not (total and done >= total):

@@ -18,6 +18,7 @@ from rich.table import Table
 from vistarag.agent.errors import KnowledgeBaseNotFound, VistaRAGError
 from vistarag.evals.cli import eval_app
 from vistarag.ui.cli_help import Command, Group
+from vistarag.ui.cli_progress import PagesDone
 
 if TYPE_CHECKING:  # heavy modules load lazily, so --help and status stay fast
     from vistarag.agent.engine import Engine
@@ -209,9 +210,16 @@ def ingest(
         TextColumn("{task.description}"), console=err, transient=False,
     ) as progress:
         task = progress.add_task("", total=len(selection.files) + len(selection.skipped))
+        pages = PagesDone()  # over all files: "297 pages stored, 15.2 pages/s"
+        now = [""]  # what the file being read is at: "report.pdf: page 12/30"
+
+        def show(doing: str | None = None) -> None:
+            now[0] = now[0] if doing is None else doing
+            overall = pages.line()
+            progress.update(task, description=" · ".join(t for t in (now[0], overall) if t))
 
         def on_file(path: Path) -> None:
-            progress.update(task, description=path.name)
+            show(path.name)
 
         def on_progress(path: Path, stage: str, done: float, total: float | None) -> None:
             from vistarag.agent.types import clock
@@ -219,11 +227,18 @@ def ingest(
             if stage in ("video", "speech"):
                 what = "decoded" if stage == "video" else "transcribed"
                 of = f" / {clock(total)}" if total else ""
-                progress.update(task, description=f"{path.name}: {what} {clock(done)}{of}")
+                show(f"{path.name}: {what} {clock(done)}{of}")
             elif stage == "pages" and total:
-                progress.update(task, description=f"{path.name}: page {int(done)}/{int(total)}")
+                show(f"{path.name}: page {int(done)}/{int(total)}")
+            elif stage == "stored":
+                pages.update(path, done)
+                show()
 
         def on_result(result: FileResult) -> None:
+            if result.pages:
+                pages.update(result.path, result.pages)
+            if pages.done:  # between files, and at the end: the pages of all files so far
+                progress.update(task, description=pages.line())
             where, message = escape(result.path), escape(result.message)
             if result.status == "error":
                 progress.console.print(f"[red]error[/red] {where}: {message}")
@@ -253,12 +268,13 @@ def ingest(
     except VistaRAGError as exc:
         _fail(exc)
     s = report.summary()
+    rate = f" ({s['pages'] / s['seconds']:.1f} pages/s)" if s["pages"] and s["seconds"] else ""
     err.print(
         f"[bold]{plural(int(s['files']), 'file')}[/bold]: {s['added']} added, "
         f"{s['replaced']} replaced, {s['unchanged']} unchanged, {s['skipped']} skipped, "
         f"[{'red' if s['errors'] else 'green'}]{plural(int(s['errors']), 'error')}[/]; "
         f"{plural(int(s['points']), 'point')} ({plural(int(s['pages']), 'page')}, "
-        f"{plural(int(s['images']), 'image')}) in {s['seconds']} s "
+        f"{plural(int(s['images']), 'image')}) in {s['seconds']} s{rate} "
         f"into knowledge base {engine.settings.kb!r}"
     )
     if s["videos"]:

@@ -392,6 +392,8 @@ def write_version(
     ``model_runs`` caps the texts in the text model at once (default: the cores)."""
     ctx = ExtractContext(settings, models, on_progress, file_sha256=plan.file_hash)
     writer = _BatchWriter(settings, models, blobs, sink, plan, model_runs)
+    if on_progress is not None:
+        writer.on_stored = lambda page: ctx.progress("stored", page, ctx.stats.get("pages"))
     started = time.perf_counter()
     spec = get_extractor(plan.kind)
     # the next groups are extracted while this one is embedded (bounded read-ahead)
@@ -454,6 +456,8 @@ class _BatchWriter:
         self.held: list[PointRecord] = []  # points waiting for it
         self.seconds: Counter[str] = Counter()  # where the time went: embed, blobs, upsert
         self.in_flight: _Batch | None = None  # embedding; written at the next flush or finish
+        self.on_stored: Callable[[int], None] | None = None  # the last page with points stored
+        self.stored_page = 0
         self._embedder: ThreadPoolExecutor | None = None
         batch = max(1, settings.ingest_batch_units)
         self.max_units = batch
@@ -570,6 +574,11 @@ class _BatchWriter:
             point.payload["doc"] = self.doc
         with self.timed("upsert_s"):
             self.sink.upsert(points)
+        if self.on_stored is not None:  # batches go in page order: all pages up to it stored
+            page = max(int(p.payload.get("page") or 0) for p in points)
+            if page > self.stored_page:
+                self.stored_page = page
+                self.on_stored(page)
         self.points += len(points)
         self.last_id = points[-1].id
         self.first_id = self.first_id or points[0].id

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from vistarag.agent.settings import Settings
 
 ProgressCallback = Callable[[str, float, float | None], None]
-"""``(stage, done, total)``: e.g. ``("video", 12.5, 600.0)`` seconds of video decoded."""
+"""``(stage, done, total)``: e.g. ``("video", 12.5, 600.0)`` seconds of video decoded,
+``("pages", 12, 30)`` pages read, ``("stored", 8, 30)`` pages whose points are stored (the
+reader runs a few batches ahead of the text model)."""
 
 
 @dataclass

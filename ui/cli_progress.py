@@ -1,0 +1,40 @@
+"""Pages stored across the files of one ``vistarag ingest`` and the rate, for its progress bar."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+
+class PagesDone:
+    """Pages stored so far over every file of an ingest (several at once with ``--workers``),
+    from the writers' ``stored`` progress and each file's result, and pages per second since
+    the ingest started."""
+
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.perf_counter() if started is None else started
+        self._by_file: dict[str, int] = {}
+        self._lock = threading.Lock()  # extractor threads report while results come in
+
+    def update(self, path: Path | str, done: float) -> None:
+        """``path`` has ``done`` pages stored (a count that only grows)."""
+        with self._lock:
+            key = str(path)
+            self._by_file[key] = max(self._by_file.get(key, 0), int(done))
+
+    @property
+    def done(self) -> int:
+        with self._lock:
+            return sum(self._by_file.values())
+
+    def rate(self, now: float | None = None) -> float:
+        elapsed = (time.perf_counter() if now is None else now) - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def line(self, now: float | None = None) -> str:
+        """``297 pages stored, 15.2 pages/s`` (empty before the first page)."""
+        done = self.done
+        if not done:
+            return ""
+        return f"{done} page{'' if done == 1 else 's'} stored, {self.rate(now):.1f} pages/s"
