@@ -15,7 +15,7 @@ class PagesDone:
     def __init__(self, started: float | None = None) -> None:
         self.started = time.perf_counter() if started is None else started
         self._by_file: dict[str, int] = {}
-        self._lock = threading.Lock()  # extractor threads report while results come in
+        self._lock = threading.Lock()  # the ingest's workers report while results come in
 
     def update(self, path: Path | str, done: float) -> None:
         """``path`` has ``done`` pages stored (a count that only grows)."""
