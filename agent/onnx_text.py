@@ -416,7 +416,7 @@ class OnnxTextEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        limit = min(max_tokens or self._max_tokens, self._max_tokens)
+        limit = self._token_limit(max_tokens)
         if self._one_at_a_time:
             batch_size = 1
         with self._lock:
@@ -479,7 +479,7 @@ class OnnxTextEncoder:
         gets) move into huge pages where the system allows (``hugepages``; 0.1-0.3 s). Only
         memory the session mapped is moved, not the rest of the process's. ``vistarag ingest``
         calls it while loading models; otherwise the first bulk call (``BULK_TEXTS``) does."""
-        tokens = min(max_tokens or self._max_tokens, self._max_tokens)
+        tokens = self._token_limit(max_tokens)
         lanes = min(self._runs, runs or self._runs)
         pool = self._executor()
         with self._lock:
@@ -497,6 +497,10 @@ class OnnxTextEncoder:
                 self.huge_page_bytes = hugepages.collapse(self._session_memory + arena)
             except Exception as exc:  # only a speed-up: encoding goes on without it
                 log.info("text model memory not moved into huge pages (%s)", exc)
+
+    def _token_limit(self, max_tokens: int | None) -> int:
+        """Tokens a text is read up to: ``max_tokens``, never more than the model's limit."""
+        return min(max_tokens or self._max_tokens, self._max_tokens)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:

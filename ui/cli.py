@@ -211,12 +211,13 @@ def ingest(
     ) as progress:
         task = progress.add_task("", total=len(selection.files) + len(selection.skipped))
         pages = PagesDone()  # over all files: "297 pages stored, 15.2 pages/s"
-        now = [""]  # what the file being read is at: "report.pdf: page 12/30"
+        now = ""  # what the file being read is at: "report.pdf: page 12/30"
 
         def show(doing: str | None = None) -> None:
-            now[0] = now[0] if doing is None else doing
+            nonlocal now
+            now = now if doing is None else doing
             overall = pages.line()
-            progress.update(task, description=" · ".join(t for t in (now[0], overall) if t))
+            progress.update(task, description=" · ".join(t for t in (now, overall) if t))
 
         def on_file(path: Path) -> None:
             show(path.name)
@@ -238,7 +239,7 @@ def ingest(
             if result.pages:
                 pages.update(result.path, result.pages)
             if pages.done:  # between files, and at the end: the pages of all files so far
-                progress.update(task, description=pages.line())
+                show("")
             where, message = escape(result.path), escape(result.message)
             if result.status == "error":
                 progress.console.print(f"[red]error[/red] {where}: {message}")

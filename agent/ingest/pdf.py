@@ -153,6 +153,7 @@ def _timed(stats: Counter[str], key: str) -> Iterator[None]:
 
 
 _INLINE_IMAGE = re.compile(rb"(?<![^\s\]>)}])BI(?=[\s/])")
+_REFERENCE = re.compile(r"(\d+) 0 R")
 _IMAGE_RESOURCES = ("XObject", "Shading", "Pattern")  # images, forms, shadings (drawn as images)
 
 
@@ -191,10 +192,10 @@ def _annotations_drawn(doc: pymupdf.Document, annots: tuple[str, str]) -> bool:
     kind, value = annots
     if kind == "null":
         return False
-    if kind != "array" or re.sub(r"\d+ 0 R", "", value).strip("[] "):
+    refs, rest = _references(value)
+    if kind != "array" or rest.strip("[] "):
         return True  # an indirect array or an annotation written inline: not read here
-    return any(doc.xref_get_key(int(ref), "AP")[0] != "null"
-               for ref in re.findall(r"(\d+) 0 R", value))
+    return any(doc.xref_get_key(ref, "AP")[0] != "null" for ref in refs)
 
 
 def _soft_masks(doc: pymupdf.Document, states: tuple[str, str]) -> bool:
@@ -207,10 +208,16 @@ def _soft_masks(doc: pymupdf.Document, states: tuple[str, str]) -> bool:
         value = doc.xref_object(int(value.split()[0]), compressed=True)
     elif kind != "dict":
         return True
-    return any(
-        doc.xref_get_key(int(ref), "SMask") not in (("null", "null"), ("name", "/None"))
-        for ref in set(re.findall(r"(\d+) 0 R", value))
-    ) or "SMask" in re.sub(r"\d+ 0 R", "", value)
+    refs, rest = _references(value)
+    return "SMask" in rest or any(
+        doc.xref_get_key(ref, "SMask") not in (("null", "null"), ("name", "/None"))
+        for ref in set(refs)
+    )
+
+
+def _references(value: str) -> tuple[list[int], str]:
+    """The object numbers a PDF value refers to (``12 0 R``), and the value without them."""
+    return [int(n) for n in _REFERENCE.findall(value)], _REFERENCE.sub("", value)
 
 
 def _triage(
