@@ -19,7 +19,9 @@ either way.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
+import os
 import sys
 from collections.abc import Callable
 from functools import lru_cache
@@ -74,24 +76,47 @@ def _madvise() -> Callable[[int, int, int], int] | None:
     return madvise
 
 
-def collapse(regions: Regions) -> int:
-    """Bytes of ``regions`` (whole 2 MiB pages inside each) now in huge pages; 0 where the
-    system cannot."""
+def mapped_parts(regions: Regions, mapped: Regions) -> Regions:
+    """The parts of ``regions`` that lie inside ``mapped`` (memory freed since a snapshot is
+    left out: advice on an unmapped range fails)."""
+    return [(max(a, m_a), min(z, m_z)) for a, z in regions for m_a, m_z in mapped
+            if min(z, m_z) > max(a, m_a)]
+
+
+def collapse(regions: Regions, refused: list[str] | None = None) -> int:
+    """Bytes of ``regions`` (whole 2 MiB pages inside each, where still mapped) now in huge
+    pages; 0 where the system cannot. Why a range was refused is logged at debug level and
+    appended to ``refused`` when given; the other ranges are still tried."""
     madvise = _madvise()
     if madvise is None:
         return 0
     done = 0
-    for start, end in regions:
+    for start, end in mapped_parts(regions, anonymous_regions()):
         lo = -(-start // HUGE_PAGE) * HUGE_PAGE
         hi = end // HUGE_PAGE * HUGE_PAGE
         if hi - lo < HUGE_PAGE:
             continue
         if madvise(lo, hi - lo, MADV_HUGEPAGE) != 0:
-            log.debug("MADV_HUGEPAGE refused (errno %d)", ctypes.get_errno())
-            return done  # huge pages are off, or not on this kernel: the rest would fail too
+            code = ctypes.get_errno()
+            _refused(refused, "MADV_HUGEPAGE", lo, hi, code)
+            if code == errno.EINVAL:
+                return done  # no transparent huge pages in this kernel: the rest would fail too
+            continue
         if madvise(lo, hi - lo, MADV_COLLAPSE) == 0:
             done += hi - lo
-        else:
-            log.debug("MADV_COLLAPSE refused (errno %d)", ctypes.get_errno())
+            continue
+        code = ctypes.get_errno()
+        _refused(refused, "MADV_COLLAPSE", lo, hi, code)
+        if code != errno.EINVAL and hi - lo > HUGE_PAGE:
+            # One page the kernel could not take just then (no free huge page, a page in
+            # use) fails the whole range: the others are taken one by one.
+            done += sum(HUGE_PAGE for page in range(lo, hi, HUGE_PAGE)
+                        if madvise(page, HUGE_PAGE, MADV_COLLAPSE) == 0)
     return done
 
+
+def _refused(refused: list[str] | None, advice: str, lo: int, hi: int, code: int) -> None:
+    reason = f"{advice} refused for {(hi - lo) >> 20} MiB at {lo:#x}: {os.strerror(code)}"
+    log.debug(reason)
+    if refused is not None:
+        refused.append(reason)

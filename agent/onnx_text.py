@@ -397,6 +397,7 @@ class OnnxTextEncoder:
         self._session = open_session(onnx_path, session_options(intra))
         self._session_memory = hugepages.new_parts(before, hugepages.anonymous_regions())
         self.huge_page_bytes: int | None = None  # set by ``prepare_bulk``
+        self.huge_page_refusals: list[str] = []  # why memory stayed in small pages, if it did
         self._lock = threading.Lock()  # the tokenizer's settings change per call
         self._pool: ThreadPoolExecutor | None = None
         # Vectors by their (truncated) token ids, most recently used last: a text read again
@@ -494,8 +495,10 @@ class OnnxTextEncoder:
                 before = hugepages.anonymous_regions()
                 list(pool.map(lambda _: self._run([longest], [0]), range(lanes)))
                 arena = hugepages.new_parts(before, hugepages.anonymous_regions())
-                self.huge_page_bytes = hugepages.collapse(self._session_memory + arena)
+                self.huge_page_bytes = hugepages.collapse(self._session_memory + arena,
+                                                          self.huge_page_refusals)
             except Exception as exc:  # only a speed-up: encoding goes on without it
+                self.huge_page_refusals.append(f"{type(exc).__name__}: {exc}")
                 log.info("text model memory not moved into huge pages (%s)", exc)
 
     def _token_limit(self, max_tokens: int | None) -> int:
