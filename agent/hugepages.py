@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import lru_cache
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 HUGE_PAGE = 2 << 20
@@ -83,13 +84,34 @@ def mapped_parts(regions: Regions, mapped: Regions) -> Regions:
             if min(z, m_z) > max(a, m_a)]
 
 
-def collapse(regions: Regions, refused: list[str] | None = None) -> int:
+class Refusal(NamedTuple):
+    """A range the kernel would not advise or move, and its errno."""
+
+    advice: str
+    start: int
+    end: int
+    errno: int
+
+    def __str__(self) -> str:
+        return (f"{self.advice} refused for {(self.end - self.start) >> 20} MiB at "
+                f"{self.start:#x}: {os.strerror(self.errno)}")
+
+
+def collapse(regions: Regions, refused: list[Refusal] | None = None) -> int:
     """Bytes of ``regions`` (whole 2 MiB pages inside each, where still mapped) now in huge
-    pages; 0 where the system cannot. Why a range was refused is logged at debug level and
+    pages; 0 where the system cannot. What the kernel refused is logged at debug level and
     appended to ``refused`` when given; the other ranges are still tried."""
     madvise = _madvise()
     if madvise is None:
         return 0
+
+    def refuse(advice: str, lo: int, hi: int) -> int:
+        refusal = Refusal(advice, lo, hi, ctypes.get_errno())
+        log.debug("%s", refusal)
+        if refused is not None:
+            refused.append(refusal)
+        return refusal.errno
+
     done = 0
     for start, end in mapped_parts(regions, anonymous_regions()):
         lo = -(-start // HUGE_PAGE) * HUGE_PAGE
@@ -97,26 +119,16 @@ def collapse(regions: Regions, refused: list[str] | None = None) -> int:
         if hi - lo < HUGE_PAGE:
             continue
         if madvise(lo, hi - lo, MADV_HUGEPAGE) != 0:
-            code = ctypes.get_errno()
-            _refused(refused, "MADV_HUGEPAGE", lo, hi, code)
-            if code == errno.EINVAL:
+            if refuse("MADV_HUGEPAGE", lo, hi) == errno.EINVAL:
                 return done  # no transparent huge pages in this kernel: the rest would fail too
             continue
         if madvise(lo, hi - lo, MADV_COLLAPSE) == 0:
             done += hi - lo
             continue
-        code = ctypes.get_errno()
-        _refused(refused, "MADV_COLLAPSE", lo, hi, code)
-        if code != errno.EINVAL and hi - lo > HUGE_PAGE:
-            # One page the kernel could not take just then (no free huge page, a page in
-            # use) fails the whole range: the others are taken one by one.
+        refuse("MADV_COLLAPSE", lo, hi)
+        if hi - lo > HUGE_PAGE:
+            # The kernel tries every page of the range but answers for the worst one: count
+            # (and retry) page by page. A page already moved answers at once.
             done += sum(HUGE_PAGE for page in range(lo, hi, HUGE_PAGE)
                         if madvise(page, HUGE_PAGE, MADV_COLLAPSE) == 0)
     return done
-
-
-def _refused(refused: list[str] | None, advice: str, lo: int, hi: int, code: int) -> None:
-    reason = f"{advice} refused for {(hi - lo) >> 20} MiB at {lo:#x}: {os.strerror(code)}"
-    log.debug(reason)
-    if refused is not None:
-        refused.append(reason)

@@ -397,7 +397,8 @@ class OnnxTextEncoder:
         self._session = open_session(onnx_path, session_options(intra))
         self._session_memory = hugepages.new_parts(before, hugepages.anonymous_regions())
         self.huge_page_bytes: int | None = None  # set by ``prepare_bulk``
-        self.huge_page_refusals: list[str] = []  # why memory stayed in small pages, if it did
+        # why memory stayed in small pages, if it did
+        self.huge_page_refusals: list[hugepages.Refusal | str] = []
         self._lock = threading.Lock()  # the tokenizer's settings change per call
         self._pool: ThreadPoolExecutor | None = None
         # Vectors by their (truncated) token ids, most recently used last: a text read again

@@ -3,6 +3,8 @@ change, and that the encoder does it once, for bulk work only."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import mmap
 import os
 import platform
@@ -10,6 +12,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vistarag.agent import hugepages, onnx_text
 from vistarag.agent.embeddings import resolve_text_model
@@ -45,6 +48,17 @@ def huge_kib(start: int, end: int) -> int:
     return 0
 
 
+def check_moved(moved: int, at_least: int, refused: list) -> None:
+    """At least ``at_least`` bytes moved, where the system supports it. A kernel that had no
+    huge page to give just then (MADV_COLLAPSE: ENOMEM, memory too fragmented) is the host's
+    state, not this code's: that skips the test, saying so."""
+    if not supported() or moved >= at_least:
+        return
+    if any(isinstance(r, hugepages.Refusal) and r.errno == errno.ENOMEM for r in refused):
+        pytest.skip(f"the kernel had no free huge page: {[str(r) for r in refused]}")
+    assert moved >= at_least, [str(r) for r in refused]
+
+
 def test_only_what_was_mapped_after_the_snapshot_is_new() -> None:
     before = [(0x1000, 0x5000), (0x9000, 0xA000)]
     after = [(0x1000, 0x5000), (0x1000_000, 0x1400_000), (0x8000, 0xB000)]
@@ -65,12 +79,14 @@ def test_memory_mapped_after_a_snapshot_moves_into_huge_pages_unchanged() -> Non
     region = mmap.mmap(-1, 16 * MiB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     pattern = os.urandom(MiB) * 16
     region.write(pattern)
-    moved = hugepages.collapse(hugepages.new_parts(before, hugepages.anonymous_regions()))
+    refused: list[hugepages.Refusal] = []
+    moved = hugepages.collapse(hugepages.new_parts(before, hugepages.anonymous_regions()),
+                               refused)
     assert region[:] == pattern
     if not supported():
         return  # nothing to check but that the contents stayed
     start = np.frombuffer(region, dtype=np.uint8).ctypes.data
-    assert moved >= 14 * MiB  # the 2 MiB pages inside the 16 MiB region, at least
+    check_moved(moved, 14 * MiB, refused)  # the 2 MiB pages inside the 16 MiB region
     assert huge_kib(start, start + 16 * MiB) >= 14 * 1024
 
 
@@ -94,8 +110,35 @@ def test_memory_freed_since_the_snapshot_does_not_stop_the_rest() -> None:
     assert kept[:] == pattern
     if not supported():
         return
-    assert moved >= 14 * MiB, refused
+    check_moved(moved, 14 * MiB, refused)
     assert huge_kib(kept_start, kept_start + 16 * MiB) >= 14 * 1024
+
+
+class IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def test_a_page_the_kernel_cannot_move_leaves_the_others_moved() -> None:
+    """A page held by the kernel (spliced into a pipe) makes MADV_COLLAPSE refuse the whole
+    range, although it moved the other pages: they are counted, page by page."""
+    if not supported():
+        return
+    region = mmap.mmap(-1, 16 * MiB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    region.write(os.urandom(16 * MiB))
+    start = np.frombuffer(region, dtype=np.uint8).ctypes.data
+    held = -(-start // hugepages.HUGE_PAGE) * hugepages.HUGE_PAGE + 3 * 4096
+    read_end, write_end = os.pipe()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.vmsplice(write_end, ctypes.byref(IoVec(held, 4096)), 1, 0) == 4096
+        refused: list[hugepages.Refusal] = []
+        moved = hugepages.collapse([(start, start + 16 * MiB)], refused)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert [r.advice for r in refused] == ["MADV_COLLAPSE"]
+    whole_pages = (start + 16 * MiB) // hugepages.HUGE_PAGE - -(-start // hugepages.HUGE_PAGE)
+    assert moved == (whole_pages - 1) * hugepages.HUGE_PAGE, refused
 
 
 def test_the_encoder_moves_its_memory_once_for_bulk_work_and_vectors_stay(
@@ -112,12 +155,11 @@ def test_the_encoder_moves_its_memory_once_for_bulk_work_and_vectors_stay(
     assert encoder.huge_page_bytes is None
     bulk = encoder.encode_document(texts)
     assert encoder.huge_page_bytes is not None
-    if supported():
-        # the int8 weights alone are about 11 MiB
-        assert encoder.huge_page_bytes >= 8 * MiB, encoder.huge_page_refusals
     encoder._cache.clear()
     assert np.array_equal(encoder.encode_document(texts), bulk)
     assert np.array_equal(bulk[:3], few)
+    # the int8 weights alone are about 11 MiB
+    check_moved(encoder.huge_page_bytes, 8 * MiB, encoder.huge_page_refusals)
 
 
 def test_an_ingest_prepares_the_text_model_before_its_first_file(
@@ -133,10 +175,9 @@ def test_an_ingest_prepares_the_text_model_before_its_first_file(
     assert isinstance(encoder, onnx_text.OnnxTextEncoder)
     moved = encoder.huge_page_bytes
     assert moved is not None
-    if supported():
-        assert moved >= 8 * MiB, encoder.huge_page_refusals
     note = tmp_path / "note.txt"
     note.write_text("\n\n".join(f"Paragraph {i}: warehouse lease {i} renews in 20{30 + i % 9}."
                                 for i in range(60)))
     assert ingestor.ingest_paths([note]).count("added") == 1
     assert encoder.huge_page_bytes == moved
+    check_moved(moved, 8 * MiB, encoder.huge_page_refusals)
