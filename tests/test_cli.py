@@ -15,7 +15,7 @@ from tests.fixtures_media import make_pdf, make_screenshot
 from vistarag.agent.blobs import BlobStore
 from vistarag.agent.qdrant import close_all
 from vistarag.ui.cli import app
-from vistarag.ui.cli_progress import PagesDone
+from vistarag.ui.cli_progress import PagesDone, reading_line
 
 PUBLIC_KEYS = {
     "id",
@@ -286,3 +286,13 @@ def test_pages_done_add_up_over_files_read_at_once() -> None:
     one = PagesDone(started=0.0)
     one.update("c.pdf", 1)
     assert one.line(now=2.0) == "1 page stored, 0.5 pages/s"
+
+
+def test_the_bar_says_what_the_file_is_at() -> None:
+    """The page being read, OCR where a page or an image takes seconds, a video's time; the
+    writers' ``stored`` reports are counted, not shown as the file's line."""
+    assert reading_line("r.pdf", "pages", 12, 30) == "r.pdf: page 12/30"
+    assert reading_line("scan.pdf", "ocr", 3, 4) == "scan.pdf: OCR of page 3/4"
+    assert reading_line("shot.png", "ocr", 1, 1) == "shot.png: OCR"
+    assert reading_line("talk.mp4", "speech", 80, 245) == "talk.mp4: transcribed 01:20 / 04:05"
+    assert reading_line("r.pdf", "stored", 8, 30) is None

@@ -215,6 +215,29 @@ def test_progress_says_which_pages_are_stored_behind_those_read(tmp_path: Path) 
             assert done <= read  # a page is stored only once it has been read
 
 
+def test_progress_says_which_page_is_being_ocred(tmp_path: Path) -> None:
+    """OCR takes seconds a page where reading a text layer takes milliseconds, so a scanned
+    page reports ``ocr`` before its OCR (and ``pages`` after); text pages never do. An image
+    file reports ``ocr`` too."""
+    doc = pymupdf.open()
+    doc.new_page(width=360, height=200).insert_text((36, 60), "Fleet report: " * 12)
+    scan = doc.new_page(width=360, height=200)
+    scan.insert_image(scan.rect, stream=_png(text_image(SCAN_LINES[:3], size=(720, 400))))
+    doc.save(tmp_path / "half_scanned.pdf")
+    shot = tmp_path / "shot.png"
+    text_image(["Certificate expired"], size=(400, 120)).save(shot)
+    settings = Settings(_env_file=None, home=tmp_path / "home", joint_model="none",
+                        synthesizer="extractive")
+    ingestor = Engine(settings).ingestor()
+    events: list[tuple[str, float, float | None]] = []
+    for path in (tmp_path / "half_scanned.pdf", shot):
+        result = ingestor.ingest_file(
+            path, on_progress=lambda stage, done, total: events.append((stage, done, total)))
+        assert result.status == "added"
+    reading = [e for e in events if e[0] in ("ocr", "pages")]
+    assert reading == [("pages", 1, 2), ("ocr", 2, 2), ("pages", 2, 2), ("ocr", 1, 1)]
+
+
 def test_workers_reach_the_text_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file ingested by one of N workers asks the text model for at most N runs at once; a
     file ingested on its own (an upload) for the default."""

@@ -352,8 +352,10 @@ class UploadProgress:
         self._last = 0.0
 
     def pages_line(self) -> str:
-        unit = "pages" if self.stage == "pages" else f"{self.stage} done"
         total = f"/{self.total:g}" if self.total else ""
+        if self.stage == "ocr":  # a scanned page or an image, seconds each
+            return f"OCR of page {self.done:g}{total}" if (self.total or 0) > 1 else "OCR"
+        unit = "pages" if self.stage == "pages" else f"{self.stage} done"
         return f"{self.done:g}{total} {unit}"
 
     async def show(self, status: str) -> None:

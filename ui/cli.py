@@ -18,7 +18,7 @@ from rich.table import Table
 from vistarag.agent.errors import KnowledgeBaseNotFound, VistaRAGError
 from vistarag.evals.cli import eval_app
 from vistarag.ui.cli_help import Command, Group
-from vistarag.ui.cli_progress import PagesDone
+from vistarag.ui.cli_progress import PagesDone, reading_line
 
 if TYPE_CHECKING:  # heavy modules load lazily, so --help and status stay fast
     from vistarag.agent.engine import Engine
@@ -223,17 +223,9 @@ def ingest(
             show(path.name)
 
         def on_progress(path: Path, stage: str, done: float, total: float | None) -> None:
-            from vistarag.agent.types import clock
-
-            if stage in ("video", "speech"):
-                what = "decoded" if stage == "video" else "transcribed"
-                of = f" / {clock(total)}" if total else ""
-                show(f"{path.name}: {what} {clock(done)}{of}")
-            elif stage == "pages" and total:
-                show(f"{path.name}: page {int(done)}/{int(total)}")
-            elif stage == "stored":
+            if stage == "stored":
                 pages.update(path, done)
-                show()
+            show(reading_line(path.name, stage, done, total))
 
         def on_result(result: FileResult) -> None:
             if result.pages:

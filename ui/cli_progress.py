@@ -1,4 +1,5 @@
-"""Pages stored across the files of one ``vistarag ingest`` and the rate, for its progress bar."""
+"""What ``vistarag ingest``'s progress bar says: what the file being read is at, and the pages
+stored across all files with the rate."""
 
 from __future__ import annotations
 
@@ -38,3 +39,21 @@ class PagesDone:
         if not done:
             return ""
         return f"{done} page{'' if done == 1 else 's'} stored, {self.rate(now):.1f} pages/s"
+
+
+def reading_line(name: str, stage: str, done: float, total: float | None) -> str | None:
+    """What a file is at, from its extractor's progress (``None``: a stage this line does not
+    follow, such as ``stored``): ``report.pdf: page 12/30``, ``scan.pdf: OCR of page 3/4``,
+    ``talk.mp4: transcribed 01:20 / 04:05``."""
+    from vistarag.agent.types import clock
+
+    if stage in ("video", "speech"):
+        what = "decoded" if stage == "video" else "transcribed"
+        of = f" / {clock(total)}" if total else ""
+        return f"{name}: {what} {clock(done)}{of}"
+    if stage == "pages" and total:
+        return f"{name}: page {int(done)}/{int(total)}"
+    if stage == "ocr":  # a scanned page or an image being read: seconds each
+        pages = int(total or 0)
+        return f"{name}: OCR of page {int(done)}/{pages}" if pages > 1 else f"{name}: OCR"
+    return None

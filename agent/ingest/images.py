@@ -74,4 +74,5 @@ def extract_image(path: Path, ocr: RapidOcrEngine, max_pixels: int, max_chars: i
 def iter_image(path: Path, ctx: ExtractContext) -> Iterator[list[Unit]]:
     """Registry extractor: one group (the image and its OCR text units)."""
     s = ctx.settings
+    ctx.progress("ocr", 1, 1)  # the one thing that takes time here
     yield extract_image(path, ctx.models.ocr, s.max_image_pixels, s.chunk_chars).units

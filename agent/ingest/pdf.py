@@ -308,6 +308,7 @@ def iter_pdf(path: Path, ctx: ExtractContext) -> Iterator[list[Unit]]:
     yield from iter_pdf_pages(
         path, ctx.models.ocr, s.max_pdf_pages, s.chunk_chars, s.page_render_dpi, ctx.warnings,
         ctx.stats, lambda done, total: ctx.progress("pages", done, total),
+        on_ocr=lambda page, total: ctx.progress("ocr", page, total),
         max_side=s.thumbnail_px,
         # a joint model embeds every page's image, so it needs them now
         defer_renders=s.render_text_pages_later and ctx.models.joint is None,
@@ -324,15 +325,18 @@ def iter_pdf_pages(
     warnings: list[str],
     stats: Counter[str],
     on_page: Callable[[int, int], None] | None = None,
+    on_ocr: Callable[[int, int], None] | None = None,
     max_side: int | None = None,
     defer_renders: bool = False,
     file_sha256: str | None = None,
 ) -> Iterator[list[Unit]]:
-    """The units of a PDF, one page at a time; pages without a text layer are OCRed. Page
-    renders are at ``render_dpi``, at most ``max_side`` pixels on their longer side. With
-    ``defer_renders``, a page whose text layer holds all of it (not scanned, no figures) is not
-    rendered now: its unit carries how to render it when its image is first asked for, keyed
-    by ``file_sha256`` (hashed here when the caller has not)."""
+    """The units of a PDF, one page at a time; pages without a text layer are OCRed. After
+    each page ``on_page(page, pages)``; before a page's OCR (seconds, where reading a page
+    takes milliseconds) ``on_ocr(page, pages)``. Page renders are at ``render_dpi``, at most
+    ``max_side`` pixels on their longer side. With ``defer_renders``, a page whose text layer
+    holds all of it (not scanned, no figures) is not rendered now: its unit carries how to
+    render it when its image is first asked for, keyed by ``file_sha256`` (hashed here when
+    the caller has not)."""
     doc = open_pdf(path, max_pages)
     content = (file_sha256 or sha256_file(path)) if defer_renders else ""
     resolved = str(path.resolve())  # once: resolving stats every folder of the path
@@ -355,6 +359,8 @@ def iter_pdf_pages(
                 with _stage(stats, "triage"):
                     boxes = _triage(page, scanned, seen_images, stats)
                 if scanned:
+                    if on_ocr is not None:
+                        on_ocr(page_no, doc.page_count)
                     with _stage(stats, "render"):
                         image = render_page(page, OCR_DPI, max_side=SCAN_OCR_MAX_SIDE)
                     with _stage(stats, "ocr"):
