@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[str, float, float | None], None]
 """``(stage, done, total)``: e.g. ``("video", 12.5, 600.0)`` seconds of video decoded,
-``("pages", 12, 30)`` pages read, ``("stored", 8, 30)`` pages whose points are stored (the
-reader runs a few batches ahead of the text model)."""
+``("pages", 12, 30)`` pages read, ``("ocr", 13, 30)`` page 13 being OCRed (an image file:
+``("ocr", 1, 1)``), ``("stored", 8, 30)`` pages whose points are stored (the reader runs a
+few batches ahead of the text model)."""
 
 
 @dataclass
