@@ -125,10 +125,26 @@ def collapse(regions: Regions, refused: list[Refusal] | None = None) -> int:
         if madvise(lo, hi - lo, MADV_COLLAPSE) == 0:
             done += hi - lo
             continue
+        # The kernel moves what it can of a range but answers for the pages it could not
+        # (one page held elsewhere refuses the whole range): count what it moved.
         refuse("MADV_COLLAPSE", lo, hi)
-        if hi - lo > HUGE_PAGE:
-            # The kernel tries every page of the range but answers for the worst one: count
-            # (and retry) page by page. A page already moved answers at once.
-            done += sum(HUGE_PAGE for page in range(lo, hi, HUGE_PAGE)
-                        if madvise(page, HUGE_PAGE, MADV_COLLAPSE) == 0)
+        done += huge_bytes(lo, hi)
     return done
+
+
+def huge_bytes(lo: int, hi: int) -> int:
+    """Bytes in huge pages of the mappings inside ``lo``..``hi`` (``AnonHugePages`` of
+    /proc/self/smaps, at most each mapping's overlap with the range)."""
+    total = overlap = 0
+    try:
+        with open("/proc/self/smaps") as smaps:
+            for line in smaps:
+                head = line.split(maxsplit=1)[0]
+                if head == "AnonHugePages:":
+                    total += min(int(line.split()[1]) << 10, overlap)
+                elif not head.endswith(":") and "-" in head:  # a mapping's first line
+                    start, end = (int(x, 16) for x in head.split("-"))
+                    overlap = max(0, min(end, hi) - max(start, lo))
+    except (OSError, ValueError):
+        return 0
+    return total

@@ -120,7 +120,7 @@ class IoVec(ctypes.Structure):
 
 def test_a_page_the_kernel_cannot_move_leaves_the_others_moved() -> None:
     """A page held by the kernel (spliced into a pipe) makes MADV_COLLAPSE refuse the whole
-    range, although it moved the other pages: they are counted, page by page."""
+    range, although it moved the other pages: those are counted."""
     if not supported():
         return
     region = mmap.mmap(-1, 16 * MiB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
