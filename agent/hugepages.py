@@ -145,6 +145,6 @@ def huge_bytes(lo: int, hi: int) -> int:
                 elif not head.endswith(":") and "-" in head:  # a mapping's first line
                     start, end = (int(x, 16) for x in head.split("-"))
                     overlap = max(0, min(end, hi) - max(start, lo))
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):  # no /proc, or a line not as expected
         return 0
     return total
