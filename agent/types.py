@@ -20,6 +20,11 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``0 entries`` (with ``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
 def time_range(t_start: float, t_end: float | None = None) -> str:
     """``01:23-01:41`` (or just ``01:23`` without an end)."""
     return clock(t_start) + (f"-{clock(t_end)}" if t_end is not None else "")

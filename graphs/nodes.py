@@ -25,7 +25,7 @@ from langgraph.runtime import Runtime
 from vistarag.agent.errors import VistaRAGError
 from vistarag.agent.search import PageHint, SearchRequest
 from vistarag.agent.synth.base import SynthesisRequest
-from vistarag.agent.types import Hit
+from vistarag.agent.types import Hit, plural
 from vistarag.graphs.context import VistaContext, resolve
 from vistarag.graphs.routing import choose_path
 from vistarag.graphs.services import Services
@@ -85,10 +85,6 @@ def hits_of(items: list[dict[str, Any]] | None) -> list[Hit]:
 
 def dump(hits: list[Hit]) -> list[dict[str, Any]]:
     return [h.model_dump(mode="json") for h in hits]
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 # ---- nodes --------------------------------------------------------------------------------------
@@ -158,7 +154,7 @@ def ingest_attachments(
             notices.append(f"{Path(path).name}: {result.message or result.status}")
     return {"ingested": results, "doc_filter": doc_ids or state.get("doc_filter") or [],
             "pending_files": [], "notices": notices,
-            "_summary": f"{_plural(len(doc_ids), 'file')} ingested"}
+            "_summary": f"{plural(len(doc_ids), 'file')} ingested"}
 
 
 def search(
@@ -187,7 +183,7 @@ def search(
     return {
         "sources": dump(result.hits), "query_image_text": result.image_text,
         "timings": result.timings,
-        "_summary": f"{_plural(len(result.hits), 'hit')} of {result.candidates} candidates, "
+        "_summary": f"{plural(len(result.hits), 'hit')} of {result.candidates} candidates, "
                     f"{reranker} reranker",
     }
 
@@ -207,7 +203,7 @@ def _video_search(
     call = {"name": tool.name, "args": args, "hits": len(hits), "ms": ms}
     emit({"type": "tool", **call, "summary": f"{len(hits)} moments"})
     return {"sources": dump(hits), "trajectory": [call],
-            "_summary": f"{_plural(len(hits), 'moment')} from the videos"}
+            "_summary": f"{plural(len(hits), 'moment')} from the videos"}
 
 
 def synthesize(

@@ -24,6 +24,7 @@ from vistarag.agent.ingest.discover import kind_of
 from vistarag.agent.llm import configured_models, default_model
 from vistarag.agent.query_ocr import QueryImageText, query_ocr
 from vistarag.agent.settings import Settings
+from vistarag.agent.types import plural
 from vistarag.graphs.runner import TurnEvent, TurnResult, astream_turn
 from vistarag.ui.web import evidence
 from vistarag.ui.web.auth import check_login
@@ -331,10 +332,6 @@ async def add_files(
         step.name = (f"Added {len(kept)} of {len(uploads)} files to {kb!r} · "
                      f"{seconds(total)}")
     return kept, total
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def seconds(s: float) -> str:

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vistarag.agent.errors import KnowledgeBaseNotFound, VistaRAGError
+from vistarag.agent.types import plural
 from vistarag.evals.cli import eval_app
 from vistarag.ui.cli_help import Command, Group
 from vistarag.ui.cli_progress import PagesDone, reading_line
@@ -45,11 +46,6 @@ KbOpt = Annotated[
     typer.Option("--kb", metavar="NAME", help="Knowledge base name (default: default)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")]
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 file``, ``2 files``, ``0 entries`` (with ``many`` for irregular plurals)."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 @app.callback()

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+from vistarag.agent.types import clock, plural
+
 
 class PagesDone:
     """Pages stored so far over every file of an ingest (several at once with ``--workers``),
@@ -38,15 +40,13 @@ class PagesDone:
         done = self.done
         if not done:
             return ""
-        return f"{done} page{'' if done == 1 else 's'} stored, {self.rate(now):.1f} pages/s"
+        return f"{plural(done, 'page')} stored, {self.rate(now):.1f} pages/s"
 
 
 def reading_line(name: str, stage: str, done: float, total: float | None) -> str | None:
     """What a file is at, from its extractor's progress (``None``: a stage this line does not
     follow, such as ``stored``): ``report.pdf: page 12/30``, ``scan.pdf: OCR of page 3/4``,
     ``talk.mp4: transcribed 01:20 / 04:05``."""
-    from vistarag.agent.types import clock
-
     if stage in ("video", "speech"):
         what = "decoded" if stage == "video" else "transcribed"
         of = f" / {clock(total)}" if total else ""
