@@ -37,20 +37,6 @@ def supported() -> bool:
             and (int(release[1]), int(release[2])) >= (6, 1))
 
 
-def huge_kib(start: int, end: int) -> int:
-    """AnonHugePages of the mapping that spans ``start``..``end``."""
-    lines = Path("/proc/self/smaps").read_text().splitlines()
-    for i, line in enumerate(lines):
-        span = line.split()[0]
-        if "-" in span and all(c in "0123456789abcdef-" for c in span):
-            lo, hi = (int(x, 16) for x in span.split("-"))
-            if lo <= start and end <= hi:
-                for field in lines[i + 1:]:
-                    if field.startswith("AnonHugePages:"):
-                        return int(field.split()[1])
-    return 0
-
-
 def check_moved(moved: int, at_least: int, refused: list) -> None:
     """At least ``at_least`` bytes moved, where the system supports it. A kernel that had no
     huge page to give just then (MADV_COLLAPSE: ENOMEM, memory too fragmented) is the host's
@@ -90,7 +76,7 @@ def test_memory_mapped_after_a_snapshot_moves_into_huge_pages_unchanged() -> Non
         return  # nothing to check but that the contents stayed
     start = np.frombuffer(region, dtype=np.uint8).ctypes.data
     check_moved(moved, 14 * MiB, refused)  # the 2 MiB pages inside the 16 MiB region
-    assert huge_kib(start, start + 16 * MiB) >= 14 * 1024
+    assert hugepages.huge_bytes(start, start + 16 * MiB) >= 14 * MiB
 
 
 def test_memory_freed_since_the_snapshot_does_not_stop_the_rest() -> None:
@@ -114,7 +100,7 @@ def test_memory_freed_since_the_snapshot_does_not_stop_the_rest() -> None:
     if not supported():
         return
     check_moved(moved, 14 * MiB, refused)
-    assert huge_kib(kept_start, kept_start + 16 * MiB) >= 14 * 1024
+    assert hugepages.huge_bytes(kept_start, kept_start + 16 * MiB) >= 14 * MiB
 
 
 class IoVec(ctypes.Structure):
