@@ -36,6 +36,8 @@ def make_bad_files(root: Path) -> dict[str, Path]:
         "truncated": root / "truncated.pdf",
         "encrypted": root / "locked.pdf",
         "garbage_pdf": root / "garbage.pdf",
+        "html_as_pdf": root / "saved-page.pdf",
+        "image_as_pdf": root / "photo.pdf",
         "text_as_png": root / "notes.png",
         "truncated_png": root / "cut.png",
         "too_many_pixels": root / "huge.png",
@@ -52,6 +54,10 @@ def make_bad_files(root: Path) -> dict[str, Path]:
     )
     doc.close()
     files["garbage_pdf"].write_bytes(b"this is not a PDF at all\n" * 20)
+    # MuPDF opens these by their content (as HTML, as an image), whatever the name says;
+    # read as PDFs they crashed the whole process (Page.xref on a document with no xrefs)
+    files["html_as_pdf"].write_text("<html><body><h1>Quarterly report</h1></body></html>\n")
+    Image.new("RGB", (120, 80), "teal").save(files["image_as_pdf"], format="PNG")
     files["text_as_png"].write_text("Meeting notes: nothing here is an image.\n")
     Image.new("RGB", (600, 400), "teal").save(files["too_many_pixels"])
     Image.effect_noise((200, 150), 40).convert("RGB").save(files["truncated_png"])
@@ -66,6 +72,8 @@ EXPECTED = {
     "empty": r"empty \(0 bytes\)",
     "encrypted": r"encrypted.*password",
     "garbage_pdf": r"not a readable PDF",
+    "html_as_pdf": r"not a PDF: its content is a web page \(HTML\)",
+    "image_as_pdf": r"not a PDF: its content is an image.*\.png",
     "text_as_png": r"not a readable image.*not \.PNG data",
     "truncated_png": r"damaged or truncated",
     "too_many_pixels": r"600x400 = 240,000 pixels, over the limit of 200,000.*"
@@ -216,7 +224,7 @@ def test_cli_ingest_prints_one_line_per_bad_file_and_exits_1(tmp_path: Path) -> 
         assert len(errors) == 1, (problem, named)
         assert re.search(EXPECTED[problem], errors[0], re.I), errors[0]
     assert not any(str(good) in ln for ln in lines)
-    assert re.search(r"\b9 files\b.*\b2 added\b.*\b7 errors\b", result.stderr), result.stderr
+    assert re.search(r"\b11 files\b.*\b2 added\b.*\b9 errors\b", result.stderr), result.stderr
 
 
 def _cli_ingest(tmp_path: Path, paths: list[Path], columns: str):  # type: ignore[no-untyped-def]

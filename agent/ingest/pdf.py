@@ -53,6 +53,10 @@ def open_pdf(path: Path, max_pages: int) -> pymupdf.Document:
         doc = pymupdf.open(path, filetype="pdf")
     except Exception as exc:  # PyMuPDF raises FileDataError / RuntimeError variants
         raise IngestError(str(path), f"not a readable PDF ({exc})") from exc
+    if not doc.is_pdf:  # MuPDF goes by the content: HTML or an image named .pdf opens too
+        problem = _not_a_pdf((doc.metadata or {}).get("format") or "")
+        doc.close()
+        raise IngestError(str(path), problem)
     if doc.needs_pass or doc.is_encrypted:
         doc.close()
         raise IngestError(str(path), "PDF is encrypted (password protected); decrypt it first")
@@ -67,6 +71,19 @@ def open_pdf(path: Path, max_pages: int) -> pymupdf.Document:
             f"PDF has {count} pages, over the limit of {max_pages} (raise VISTARAG_MAX_PDF_PAGES)",
         )
     return doc
+
+
+def _not_a_pdf(detected: str) -> str:
+    """What to tell the user about a .pdf whose content MuPDF reads as ``detected`` (its
+    ``format``: "HTML5", "Image", "XPS", ...). Such a document has no PDF objects, and
+    PyMuPDF's PDF calls (``Page.xref``) crash the process on it, so it is never read."""
+    if detected.lower().startswith(("html", "xhtml")):
+        return ("not a PDF: its content is a web page (HTML) saved under a .pdf name; "
+                "print it to PDF or take a screenshot of it")
+    if detected.lower() == "image":
+        return ("not a PDF: its content is an image saved under a .pdf name; "
+                "give it its image extension (.png, .jpg) to ingest it as an image")
+    return f"not a PDF: its content is {detected or 'another format'}; convert it to PDF"
 
 
 def _text_blocks(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) -> list[Block]:
