@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import pymupdf
 
 OCR_MAX_SIDE = 2000
+BLANK_CELLS = 200  # ``looks_blank`` averages an image down to this many cells on its longer side
+BLANK_LEVELS = 24  # grey levels (of 255) from the paper that still count as blank
 
 
 def render_page(
@@ -79,8 +81,30 @@ def flatten(image: Image.Image) -> Image.Image:
     return canvas
 
 
+def looks_blank(image: Image.Image) -> bool:
+    """True when ``image`` holds no mark to read: averaged over cells of 1/200 of its longer
+    side (4 pt on a letter page), no cell is more than ``BLANK_LEVELS`` grey levels darker or
+    lighter than the paper (the median). A page number alone, or one word, is far over that;
+    a blank page, the blank back of a scanned sheet (specks average out) or an empty screenshot
+    is not. 2-5 ms on a scanned page, where OCR takes 0.3-3 s."""
+    grey = image.convert("L")
+    grey.thumbnail((BLANK_CELLS, BLANK_CELLS), Image.Resampling.BOX)
+    histogram = grey.histogram()
+    half, seen, paper = (grey.width * grey.height) / 2, 0, 0
+    for level, count in enumerate(histogram):
+        seen += count
+        if seen >= half:
+            paper = level
+            break
+    darkest, lightest = grey.getextrema()  # type: ignore[misc]
+    return paper - darkest <= BLANK_LEVELS and lightest - paper <= BLANK_LEVELS
+
+
 def ocr_image(ocr: RapidOcrEngine, image: Image.Image) -> list[OcrLine]:
-    """OCR at a bounded size; boxes are returned in the original image's pixels."""
+    """OCR at a bounded size; boxes are returned in the original image's pixels. A blank
+    image (``looks_blank``) reads nothing without running the OCR models."""
+    if looks_blank(image):
+        return []
     scale = 1.0
     img = image
     if max(image.size) > OCR_MAX_SIDE:

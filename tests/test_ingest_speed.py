@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vistarag.agent.engine import Engine
+from vistarag.agent.imaging import looks_blank, render_page
 from vistarag.agent.ingest.discover import select
 from vistarag.agent.ingest.parallel import map_ordered, read_ahead
 from vistarag.agent.ingest.pdf import draws_no_images, extract_pdf
@@ -85,6 +86,38 @@ def test_a_document_of_glyph_pages_costs_no_ocr(tmp_path: Path) -> None:
     extraction = extract_pdf(make_glyph_pdf(tmp_path / "glyphs.pdf", pages=30), ocr, 50, 1000, 72)
     assert ocr.calls == 1  # the logo, once for the document
     assert sum(u.modality == "image" for u in extraction.units) == 1
+
+
+def test_blank_pages_are_not_ocred_and_a_page_number_alone_is(tmp_path: Path) -> None:
+    """A page with nothing on it, or the scan of a blank sheet (paper noise), has nothing for
+    OCR to read: the OCR models do not run (they took 0.85 s a blank page). A scanned page
+    that holds only its page number is still read."""
+    doc = pymupdf.open()
+    doc.new_page()
+    sheet = Image.effect_noise((1200, 1500), 6).point(lambda v: min(255, v + 110))
+    doc.new_page().insert_image(pymupdf.Rect(0, 0, 612, 792), stream=_png(sheet.convert("RGB")))
+    numbered = doc.new_page()
+    number = Image.new("RGB", (1200, 1500), "white")
+    ImageDraw.Draw(number).text((500, 1300), "Page 7", fill="black", font_size=60)
+    numbered.insert_image(numbered.rect, stream=_png(number))
+    doc.save(tmp_path / "scan_with_blanks.pdf")
+    ocr = CountingOcr()
+    extraction = extract_pdf(tmp_path / "scan_with_blanks.pdf", ocr, 50, 1000, 72)
+    assert ocr.calls == 1
+    assert [u.page for u in extraction.units if u.modality == "text"] == [3]
+    assert "Page 7" in " ".join(u.text for u in extraction.units if u.modality == "text")
+
+
+def test_blank_means_no_mark_in_either_direction() -> None:
+    """Dark screenshots and video frames count too: light text on a dark ground is a mark; a
+    black frame (a fade) is blank; one 8 pt word on a rendered letter page is a mark."""
+    dark = Image.new("RGB", (800, 600), (20, 20, 30))
+    assert looks_blank(dark)
+    ImageDraw.Draw(dark).text((100, 100), "Build failed", fill=(230, 230, 230), font_size=14)
+    assert not looks_blank(dark)
+    page = pymupdf.open().new_page()
+    page.insert_text((72, 72), "Hi", fontsize=8)
+    assert not looks_blank(render_page(page, 200, max_side=1600))
 
 
 def _append_content(doc: pymupdf.Document, page: pymupdf.Page, ops: bytes) -> None:
