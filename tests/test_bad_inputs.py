@@ -38,6 +38,7 @@ def make_bad_files(root: Path) -> dict[str, Path]:
         "garbage_pdf": root / "garbage.pdf",
         "html_as_pdf": root / "saved-page.pdf",
         "image_as_pdf": root / "photo.pdf",
+        "blank_pdf": root / "blank.pdf",
         "text_as_png": root / "notes.png",
         "truncated_png": root / "cut.png",
         "too_many_pixels": root / "huge.png",
@@ -58,6 +59,10 @@ def make_bad_files(root: Path) -> dict[str, Path]:
     # read as PDFs they crashed the whole process (Page.xref on a document with no xrefs)
     files["html_as_pdf"].write_text("<html><body><h1>Quarterly report</h1></body></html>\n")
     Image.new("RGB", (120, 80), "teal").save(files["image_as_pdf"], format="PNG")
+    blank = pymupdf.open()
+    for _ in range(3):
+        blank.new_page()
+    blank.save(files["blank_pdf"])
     files["text_as_png"].write_text("Meeting notes: nothing here is an image.\n")
     Image.new("RGB", (600, 400), "teal").save(files["too_many_pixels"])
     Image.effect_noise((200, 150), 40).convert("RGB").save(files["truncated_png"])
@@ -74,6 +79,8 @@ EXPECTED = {
     "garbage_pdf": r"not a readable PDF",
     "html_as_pdf": r"not a PDF: its content is a web page \(HTML\)",
     "image_as_pdf": r"not a PDF: its content is an image.*\.png",
+    "blank_pdf": r"nothing retrievable was found in it \(3 pages, no text in the text layer "
+    r"or by OCR\)",
     "text_as_png": r"not a readable image.*not \.PNG data",
     "truncated_png": r"damaged or truncated",
     "too_many_pixels": r"600x400 = 240,000 pixels, over the limit of 200,000.*"
@@ -224,7 +231,7 @@ def test_cli_ingest_prints_one_line_per_bad_file_and_exits_1(tmp_path: Path) -> 
         assert len(errors) == 1, (problem, named)
         assert re.search(EXPECTED[problem], errors[0], re.I), errors[0]
     assert not any(str(good) in ln for ln in lines)
-    assert re.search(r"\b11 files\b.*\b2 added\b.*\b9 errors\b", result.stderr), result.stderr
+    assert re.search(r"\b12 files\b.*\b2 added\b.*\b10 errors\b", result.stderr), result.stderr
 
 
 def _cli_ingest(tmp_path: Path, paths: list[Path], columns: str):  # type: ignore[no-untyped-def]

@@ -38,6 +38,7 @@ from vistarag.agent.memory import release_freed_memory
 from vistarag.agent.models import Models
 from vistarag.agent.settings import Settings
 from vistarag.agent.sparse import LEXICAL_VECTOR, document_vector
+from vistarag.agent.types import plural
 
 Status = Literal["added", "replaced", "unchanged", "skipped", "error"]
 CITATION_FIELDS = ("doc_id", "source", "modality", "page", "bbox", "t_start", "t_end", "blob")
@@ -292,7 +293,7 @@ class Ingestor:
         doc_id, content_hash, source = plan.doc_id, plan.content_hash, plan.source
         if not written.points:
             self._delete_version(doc_id, content_hash)
-            raise IngestError(plan.path, "nothing retrievable was found in it")
+            raise IngestError(plan.path, _nothing_found(written))
         old = plan.stored - {content_hash}
         for old_hash in old:
             self._delete_version(doc_id, old_hash)
@@ -415,6 +416,15 @@ def write_version(
         by_modality=dict(writer.by_modality),
         stats={**ctx.stats, **{k: round(v, 3) for k, v in writer.seconds.items()}},
     )
+
+
+def _nothing_found(written: FileResult) -> str:
+    """Why a file gave no point: how many pages had nothing to read, and what the extractor
+    warned of (a damaged PDF that was repaired), so the one error line says it all."""
+    why = "nothing retrievable was found in it"
+    if written.pages:
+        why += f" ({plural(written.pages, 'page')}, no text in the text layer or by OCR)"
+    return "; ".join([why, *written.warnings])
 
 
 class _BatchWriter:
