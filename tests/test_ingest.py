@@ -7,6 +7,7 @@ once per module and shared by the read-only tests.
 
 from __future__ import annotations
 
+import codecs
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +20,9 @@ from PIL import Image
 from tests.fixtures_media import FIGURE_CAPTION, make_pdf, make_screenshot
 from vistarag.agent.blobs import sha256_file
 from vistarag.agent.engine import Engine
+from vistarag.agent.errors import IngestError
 from vistarag.agent.index import field_filter
+from vistarag.agent.ingest.textfiles import extract_text_file
 from vistarag.agent.qdrant import close_all
 from vistarag.agent.settings import Settings
 from vistarag.agent.types import Hit
@@ -313,3 +316,22 @@ def test_page_vector_is_pooled_from_its_chunks_and_every_point_is_described(
     everything = payloads(engine, doc_id=corpus.pdf_id)
     assert everything and all(isinstance(p.get("doc"), dict) for p in everything)
     assert sum(1 for p in everything if p.get("doc_head")) == 1
+
+
+def test_text_files_are_read_in_the_encodings_editors_save(tmp_path: Path) -> None:
+    """Windows Notepad's "Unicode" (UTF-16 with a byte-order mark) used to be refused as
+    binary; a UTF-8 byte-order mark stays out of the text; Windows-1252 keeps its curly quotes
+    and dashes (Latin-1 made them control characters)."""
+    memo = "Quarterly memo: the Oslo office closes in May — “final”.\n"
+    cases = {"notepad.txt": memo.encode("utf-16"), "bom.md": codecs.BOM_UTF8 + memo.encode(),
+             "wide.txt": memo.encode("utf-32"), "windows.txt": memo.encode("cp1252")}
+    for name, raw in cases.items():
+        (tmp_path / name).write_bytes(raw)
+        (unit,) = extract_text_file(tmp_path / name, 900).units
+        assert unit.text == memo.strip(), name
+    (tmp_path / "cut.txt").write_bytes(memo.encode("utf-16")[:-1])
+    with pytest.raises(IngestError, match=r"cut\.txt.*not valid UTF-16 text"):
+        extract_text_file(tmp_path / "cut.txt", 900)
+    (tmp_path / "blob.txt").write_bytes(b"\x00\x01binary" * 50)
+    with pytest.raises(IngestError, match="binary data"):
+        extract_text_file(tmp_path / "blob.txt", 900)

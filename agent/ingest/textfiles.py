@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,14 +17,38 @@ if TYPE_CHECKING:
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 
 
-def extract_text_file(path: Path, max_chars: int) -> Extraction:
-    raw = path.read_bytes()
+# UTF-32's byte-order marks begin with UTF-16's: they are tried first
+BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(path: Path, raw: bytes) -> str:
+    """The text of a file's bytes: by its byte-order mark (UTF-16, as Windows Notepad saves
+    "Unicode", UTF-32, UTF-8 with a BOM, which is left out), else UTF-8, else Windows-1252
+    (curly quotes and dashes as written), else Latin-1. NUL bytes without a BOM are binary."""
+    for mark, codec in BYTE_ORDER_MARKS:
+        if raw.startswith(mark):
+            try:
+                return raw.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise IngestError(str(path), f"not valid {codec.upper()} text: {exc.reason} at "
+                                  f"byte {exc.start:,} (it starts with a {codec} byte-order "
+                                  "mark)") from exc
     if b"\x00" in raw[:4096]:
         raise IngestError(str(path), "looks like binary data, not text")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+    for codec in ("utf-8", "cp1252"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def extract_text_file(path: Path, max_chars: int) -> Extraction:
+    text = decode_text(path, path.read_bytes())
     chunks = pack_text(text, max_chars)
     if not chunks:
         raise IngestError(str(path), "contains no text")
