@@ -22,6 +22,7 @@ from vistarag.agent.blobs import sha256_file
 from vistarag.agent.engine import Engine
 from vistarag.agent.errors import IngestError
 from vistarag.agent.index import field_filter
+from vistarag.agent.ingest.subtitles import load_subtitles
 from vistarag.agent.ingest.textfiles import extract_text_file
 from vistarag.agent.qdrant import close_all
 from vistarag.agent.settings import Settings
@@ -335,3 +336,12 @@ def test_text_files_are_read_in_the_encodings_editors_save(tmp_path: Path) -> No
     (tmp_path / "blob.txt").write_bytes(b"\x00\x01binary" * 50)
     with pytest.raises(IngestError, match="binary data"):
         extract_text_file(tmp_path / "blob.txt", 900)
+
+
+def test_subtitles_saved_as_utf16_are_read(tmp_path: Path) -> None:
+    """Subtitle tools often write UTF-16 with a byte-order mark; it was read as Windows-1252
+    (a NUL between letters) and refused with "no subtitle cues found"."""
+    srt = "1\r\n00:00:01,500 --> 00:00:04,000\r\nThe Oslo office closes in May.\r\n"
+    (tmp_path / "talk.srt").write_bytes(srt.encode("utf-16"))
+    (cue,) = load_subtitles(tmp_path / "talk.srt")
+    assert (cue.start, cue.end, cue.text) == (1.5, 4.0, "The Oslo office closes in May.")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vistarag.agent.errors import IngestError
+from vistarag.agent.ingest.textfiles import decode_text
 from vistarag.agent.ingest.timed import TimedText, chunk_unit, merge_segments
 from vistarag.agent.ingest.units import Unit
 
@@ -28,14 +29,6 @@ _TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")
 
 def _seconds(h: str | None, m: str, s: str, frac: str) -> float:
     return int(h or 0) * 3600 + int(m) * 60 + int(s) + int(frac.ljust(3, "0")) / 1000
-
-
-def read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
 
 
 def parse_subtitles(text: str) -> list[TimedText]:
@@ -60,7 +53,7 @@ def parse_subtitles(text: str) -> list[TimedText]:
 def load_subtitles(path: Path) -> list[TimedText]:
     """Parse a subtitle file, or raise IngestError saying what is wrong."""
     try:
-        text = read_text(path)
+        text = decode_text(path, path.read_bytes())  # UTF-16 .srt files are common
     except OSError as exc:
         raise IngestError(str(path), f"cannot read the subtitles ({exc})") from exc
     cues = parse_subtitles(text)
