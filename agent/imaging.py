@@ -86,7 +86,8 @@ def looks_blank(image: Image.Image) -> bool:
     side (4 pt on a letter page), no cell is more than ``BLANK_LEVELS`` grey levels darker or
     lighter than the paper (the median). A page number alone, or one word, is far over that;
     a blank page, the blank back of a scanned sheet (specks average out) or an empty screenshot
-    is not. 2-5 ms on a scanned page, where OCR takes 0.3-3 s."""
+    is not. 2-5 ms on a scanned page, where OCR takes 0.3-3 s. (Video keyframes have a
+    stricter test of their own, ``video.has_detail``: a frame of soft edges shows no text.)"""
     grey = image.convert("L")
     grey.thumbnail((BLANK_CELLS, BLANK_CELLS), Image.Resampling.BOX)
     histogram = grey.histogram()

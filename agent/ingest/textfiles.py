@@ -19,24 +19,25 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 
 # UTF-32's byte-order marks begin with UTF-16's: they are tried first
 BYTE_ORDER_MARKS = (
-    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 
 
 def decode_text(path: Path, raw: bytes) -> str:
     """The text of a file's bytes: by its byte-order mark (UTF-16, as Windows Notepad saves
-    "Unicode", UTF-32, UTF-8 with a BOM, which is left out), else UTF-8, else Windows-1252
+    "Unicode", UTF-32, UTF-8 with a BOM; the mark is left out), else UTF-8, else Windows-1252
     (curly quotes and dashes as written), else Latin-1. NUL bytes without a BOM are binary."""
     for mark, codec in BYTE_ORDER_MARKS:
         if raw.startswith(mark):
             try:
-                return raw.decode(codec)
+                return raw[len(mark):].decode(codec)
             except UnicodeDecodeError as exc:
-                raise IngestError(str(path), f"not valid {codec.upper()} text: {exc.reason} at "
-                                  f"byte {exc.start:,} (it starts with a {codec} byte-order "
-                                  "mark)") from exc
+                name = codec.upper()
+                raise IngestError(str(path), f"not valid {name} text: {exc.reason} at byte "
+                                  f"{len(mark) + exc.start:,} (it starts with a {name} "
+                                  "byte-order mark)") from exc
     if b"\x00" in raw[:4096]:
         raise IngestError(str(path), "looks like binary data, not text")
     for codec in ("utf-8", "cp1252"):
