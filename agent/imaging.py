@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pymupdf
 
 OCR_MAX_SIDE = 2000
+OCR_STRIP_OVERLAP = 200  # rows two strips of a tall image share (``ocr_strips``)
 BLANK_CELLS = 200  # ``looks_blank`` averages an image down to this many cells on its longer side
 BLANK_LEVELS = 24  # grey levels (of 255) from the paper that still count as blank
 
@@ -102,19 +103,39 @@ def looks_blank(image: Image.Image) -> bool:
 
 
 def ocr_image(ocr: RapidOcrEngine, image: Image.Image) -> list[OcrLine]:
-    """OCR at a bounded size; boxes are returned in the original image's pixels. A blank
-    image (``looks_blank``) reads nothing without running the OCR models."""
+    """OCR at a bounded width; boxes are returned in the original image's pixels. An image
+    wider than ``OCR_MAX_SIDE`` is scaled down to it; one taller than that is read in strips
+    (``ocr_strips``) at that scale, so a full-page web screenshot keeps the size of its text:
+    scaled as a whole to 2,000 px high, a 1280x8000 page's 16 px lines came out garbled
+    ("Section 0livskcerhotes"). A blank image (``looks_blank``) reads nothing without running
+    the OCR models."""
     if looks_blank(image):
         return []
-    scale = 1.0
+    scale = min(1.0, OCR_MAX_SIDE / image.width)
     img = image
-    if max(image.size) > OCR_MAX_SIDE:
-        scale = OCR_MAX_SIDE / max(image.size)
-        img = image.resize((round(image.width * scale), round(image.height * scale)))
-    lines = ocr.read(img)
-    if scale == 1.0:
-        return lines
-    return [
-        OcrLine(ln.text, ln.score, tuple(v / scale for v in ln.bbox))  # type: ignore[arg-type]
-        for ln in lines
-    ]
+    if scale < 1.0:
+        img = image.resize((OCR_MAX_SIDE, max(1, round(image.height * scale))))
+    lines = []
+    for top, bottom, keep_from, keep_to in ocr_strips(img.height):
+        strip = img if (top, bottom) == (0, img.height) else img.crop((0, top, img.width, bottom))
+        for ln in ocr.read(strip):
+            x0, y0, x1, y1 = ln.bbox
+            if keep_from <= top + (y0 + y1) / 2 < keep_to:
+                box = (x0 / scale, (y0 + top) / scale, x1 / scale, (y1 + top) / scale)
+                lines.append(OcrLine(ln.text, ln.score, box))
+    return lines
+
+
+def ocr_strips(height: int) -> list[tuple[int, int, float, float]]:
+    """(top, bottom, keep_from, keep_to) of each strip of at most ``OCR_MAX_SIDE`` rows that
+    a ``height``-row image is read in. Neighbours overlap by at least ``OCR_STRIP_OVERLAP``
+    rows, and a line is kept from the strip that holds its centre's row within its keep range
+    (the ranges meet mid-overlap): a line up to that overlap high is whole in that strip, and
+    a part of it cut off by a strip's edge is never kept."""
+    if height <= OCR_MAX_SIDE:
+        return [(0, height, 0.0, float(height))]
+    step = OCR_MAX_SIDE - OCR_STRIP_OVERLAP
+    tops = [*range(0, height - OCR_MAX_SIDE, step), height - OCR_MAX_SIDE]
+    bounds = [(tops[i] + OCR_MAX_SIDE + tops[i + 1]) / 2 for i in range(len(tops) - 1)]
+    edges = [0.0, *bounds, float(height)]
+    return [(top, top + OCR_MAX_SIDE, edges[i], edges[i + 1]) for i, top in enumerate(tops)]
