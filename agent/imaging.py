@@ -44,7 +44,11 @@ def title_words(path: Path) -> str:
 
 
 def open_image(path: Path, max_pixels: int) -> Image.Image:
-    """Decode an image fully (first frame of animations), or raise IngestError saying why."""
+    """Decode an image fully (first frame of animations), or raise IngestError saying why.
+    ``max_pixels`` is the limit (``VISTARAG_MAX_IMAGE_PIXELS``): Pillow's own guard against
+    decompression bombs is raised to it where it is lower, so raising the setting works."""
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -67,7 +71,10 @@ def open_image(path: Path, max_pixels: int) -> Image.Image:
             str(path), f"not a readable image: its content is not {path.suffix.upper()} data"
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise IngestError(str(path), f"image is too large to decode safely ({exc})") from exc
+        size = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's "Image size (N pixels)"
+        pixels = f"{int(size.group(1)):,} pixels, " if size else ""
+        raise IngestError(str(path), f"image is {pixels}over the limit of {max_pixels:,} (raise "
+                          "VISTARAG_MAX_IMAGE_PIXELS to allow it)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise IngestError(str(path), f"image data is damaged or truncated ({exc})") from exc
 

@@ -276,3 +276,21 @@ def test_pdf_over_the_page_limit(batch, tmp_path: Path) -> None:
     assert result.status == "error"
     assert "3 pages, over the limit of 2" in result.message
     assert "VISTARAG_MAX_PDF_PAGES" in result.message
+
+
+def test_an_image_past_pillows_own_guard_is_held_to_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pillow refuses images past its decompression-bomb guard (89 million pixels) before
+    VistaRAG sees their size: such an image got Pillow's message, and raising
+    VISTARAG_MAX_IMAGE_PIXELS did not let it in. The guard is made smaller here, the image too."""
+    from vistarag.agent.errors import IngestError
+    from vistarag.agent.imaging import open_image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
+    path = tmp_path / "plan.png"
+    Image.new("RGB", (500, 400), "white").save(path)  # 200,000 pixels: Pillow's 2x refusal
+    with pytest.raises(IngestError, match=r"image is 200,000 pixels, over the limit of 150,000 "
+                       r"\(raise VISTARAG_MAX_IMAGE_PIXELS"):
+        open_image(path, 150_000)
+    assert open_image(path, 250_000).size == (500, 400)  # the setting raised: it opens
