@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from vistarag.agent.errors import IngestError
 from vistarag.agent.ocr import OcrLine, RapidOcrEngine
@@ -98,14 +98,8 @@ def looks_blank(image: Image.Image) -> bool:
     stricter test of their own, ``video.has_detail``: a frame of soft edges shows no text.)"""
     grey = image.convert("L")
     grey.thumbnail((BLANK_CELLS, BLANK_CELLS), Image.Resampling.BOX)
-    histogram = grey.histogram()
-    half, seen, paper = (grey.width * grey.height) / 2, 0, 0
-    for level, count in enumerate(histogram):
-        seen += count
-        if seen >= half:
-            paper = level
-            break
-    darkest, lightest = grey.getextrema()  # type: ignore[misc]
+    cells = ImageStat.Stat(grey)
+    paper, (darkest, lightest) = cells.median[0], cells.extrema[0]
     return paper - darkest <= BLANK_LEVELS and lightest - paper <= BLANK_LEVELS
 
 
